@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the real tools the test suite drives: tshark (counts SIP messages to compare with),
+# tcpdump (records SIPVicious runs), SIPp. Debian/Ubuntu; runs apt-get as root or through sudo.
+set -euo pipefail
+pkgs=(tshark tcpdump sip-tester)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "test tools present: ${pkgs[*]}"
+  exit 0
+fi
+as_root=()
+[ "$(id -u)" -eq 0 ] || as_root=(sudo)
+"${as_root[@]}" apt-get update -q
+DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q "${missing[@]}"

@@ -1,0 +1,146 @@
+"""Listener -> Queue -> Analyzer -> Action, wired once.
+
+Every source (capture files, live capture, honeypot sockets, HEP) yields Records;
+the analyzer labels them in arrival order (sans-I/O, time from the records);
+actions (the trace store, alert outputs, exporters) receive them in batches.
+
+Two ways in:
+- ``run(records)``: a pull loop for sources that can wait (files, stdin). Nothing is
+  dropped: the reader simply goes as fast as the analyzer and actions allow.
+- ``offer(record)``: for live sources that cannot wait (sockets, live capture). The
+  record goes into a bounded queue drained by a worker thread; when the queue is
+  full the record is dropped and counted, never silently.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sipwatch.record import Record
+
+
+class Action(Protocol):
+    """A consumer of labelled records (store, alert output, exporter)."""
+
+    def handle(self, batch: list[Record]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+Analyzer = Callable[[Record], object]
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    records: int = 0  # records analysed and handed to the actions
+    dropped: int = 0  # live records dropped because the queue was full
+    batches: int = 0
+    action_errors: dict[str, int] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        analyzers: list[Analyzer],
+        actions: list[Action],
+        batch_size: int = 2000,
+        queue_size: int = 100_000,
+    ) -> None:
+        self.analyzers = analyzers
+        self.actions = actions
+        self.batch_size = batch_size
+        self.stats = PipelineStats()
+        self._queue: queue.Queue[Record | None] = queue.Queue(maxsize=queue_size)
+        self._worker: threading.Thread | None = None
+
+    # --- pull: files and other sources that can wait -------------------------------
+    def run(
+        self, records: Iterable[Record], on_batch: Callable[[int], object] | None = None
+    ) -> None:
+        """Analyse every record from ``records`` and hand them to the actions in batches."""
+        analyzers = self.analyzers
+        batch: list[Record] = []
+        append = batch.append
+        size = self.batch_size
+        for rec in records:
+            for analyze in analyzers:
+                analyze(rec)
+            append(rec)
+            if len(batch) >= size:
+                self._deliver(batch)
+                if on_batch is not None:
+                    on_batch(len(batch))
+                batch = []
+                append = batch.append
+        if batch:
+            self._deliver(batch)
+            if on_batch is not None:
+                on_batch(len(batch))
+
+    # --- push: live sources ---------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker that drains the live queue."""
+        if self._worker is None:
+            self._worker = threading.Thread(
+                target=self._drain, name="sipwatch-pipeline", daemon=True
+            )
+            self._worker.start()
+
+    def offer(self, rec: Record) -> bool:
+        """Queue a live record; False (and counted) when the queue is full."""
+        try:
+            self._queue.put_nowait(rec)
+            return True
+        except queue.Full:
+            self.stats.dropped += 1
+            return False
+
+    def _drain(self) -> None:
+        get = self._queue.get
+        while True:
+            first = get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.batch_size:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._analyze_deliver(batch)
+                    return
+                batch.append(nxt)
+            self._analyze_deliver(batch)
+
+    def _analyze_deliver(self, batch: list[Record]) -> None:
+        for rec in batch:
+            for analyze in self.analyzers:
+                analyze(rec)
+        self._deliver(batch)
+
+    # --- common -----------------------------------------------------------------------
+    def _deliver(self, batch: list[Record]) -> None:
+        self.stats.records += len(batch)
+        self.stats.batches += 1
+        for action in self.actions:
+            try:
+                action.handle(batch)
+            except Exception:  # one failing output must not stop the others; counted
+                name = type(action).__name__
+                self.stats.action_errors[name] = self.stats.action_errors.get(name, 0) + 1
+                if getattr(action, "fatal", False):
+                    raise
+
+    def close(self) -> None:
+        """Drain the live queue (if started) and close every action."""
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
+        for action in self.actions:
+            action.close()

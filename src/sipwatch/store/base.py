@@ -1,0 +1,102 @@
+"""The one trace-store interface, and open_store() which picks the engine from a URL or path."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sipwatch.record import Record
+
+
+class StoreError(Exception):
+    """A problem the user can fix (bad URL, newer schema, unreadable file): one clear message."""
+
+
+class Store(abc.ABC):
+    """A trace store: messages (one row per SIP message) and ingest runs.
+
+    add() buffers rows and writes them in batches; call flush() (or close()) to write the rest.
+    counters: 'added' rows given to add(), 'inserted' rows written, 'duplicates' rows skipped
+    because a message with the same id was already stored, 'fallback_rows' messages stored
+    from their raw bytes only because their parsed fields could not be read, 'batches'.
+    """
+
+    engine: str = ""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = {
+            "added": 0,
+            "inserted": 0,
+            "duplicates": 0,
+            "fallback_rows": 0,
+            "batches": 0,
+        }
+
+    @property
+    @abc.abstractmethod
+    def schema_version(self) -> int: ...
+
+    @abc.abstractmethod
+    def add(self, records: Iterable[Record]) -> int:
+        """Queue records; returns how many rows were inserted by batches written in this call."""
+
+    @abc.abstractmethod
+    def flush(self) -> int:
+        """Write everything queued; returns how many rows were inserted."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run a read query (SQLite '?' placeholders) and return all rows."""
+
+    @abc.abstractmethod
+    def start_ingest(self, sources: Sequence[str]) -> int:
+        """Record the start of an ingest run (e.g. one `sipwatch analyze`); returns its id."""
+
+    @abc.abstractmethod
+    def finish_ingest(self, run_id: int, messages: int, inserted: int, dropped: int = 0) -> None:
+        """Record the end of an ingest run with its counts."""
+
+    @abc.abstractmethod
+    def ensure_indexes(self) -> None:
+        """Create the report indexes (after a bulk load; cheap when they exist)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Flush and close."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(url_or_path: str | Path, *, readonly: bool = False) -> Store:
+    """Open (creating and migrating if needed) the store a path or URL names.
+
+    'trace.sqlite', 'sqlite:///trace.sqlite' (relative), 'sqlite:////abs/trace.sqlite' -> SQLite.
+    'postgresql://...' -> StoreError for now (PostgreSQL comes with the central service).
+    readonly=True opens an existing store for reports without creating or migrating it.
+    """
+    text = str(url_or_path)
+    lower = text.lower()
+    if lower.startswith(("postgresql://", "postgres://", "postgresql+")):
+        raise StoreError(
+            "PostgreSQL stores are not yet supported in this version; use a SQLite file "
+            "(e.g. --db trace.sqlite)"
+        )
+    if lower.startswith("sqlite://"):
+        path = text[len("sqlite://") :]
+        if path.startswith("/"):
+            path = path[1:]  # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
+        if not path:
+            raise StoreError(f"no file name in store URL {text!r}")
+    elif "://" in text:
+        raise StoreError(f"unknown store URL scheme in {text!r} (use a file path or sqlite:///)")
+    else:
+        path = text
+    from sipwatch.store.sqlite import SqliteStore
+
+    return SqliteStore(Path(path), readonly=readonly)

@@ -1,0 +1,116 @@
+"""Record -> messages row (a tuple in schema.MESSAGE_COLUMNS order).
+
+This runs once per stored message, so it is one function of attribute reads; the lazily parsed
+SipMessage fields (From, To, Via, credentials) are computed at most once and cached there.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sipwatch.record import Record
+
+_DAY_CACHE: dict[int, str] = {}
+_DAY_CACHE_MAX = 100_000  # bounded: a capture spans few days; a hostile ts range cannot grow it
+
+
+def day_of(ts: float) -> str:
+    """UTC calendar day of a timestamp, 'YYYY-MM-DD' (cached per day number)."""
+    try:
+        n = int(ts // 86400)
+    except (ValueError, OverflowError):
+        return "1970-01-01"
+    day = _DAY_CACHE.get(n)
+    if day is None:
+        try:
+            day = time.strftime("%Y-%m-%d", time.gmtime(n * 86400))
+        except (ValueError, OverflowError, OSError):
+            day = "1970-01-01"
+        if len(_DAY_CACHE) >= _DAY_CACHE_MAX:
+            _DAY_CACHE.clear()
+        _DAY_CACHE[n] = day
+    return day
+
+
+def message_row(r: Record) -> tuple:
+    """The row of one record. Never raises for a SipMessage that honours its contract."""
+    m = r.msg
+    ruri = m.ruri_uri
+    fr = m.from_
+    to = m.to
+    vias = m.vias
+    cred = m.credentials
+    fr_uri = fr.uri if fr is not None else None
+    to_uri = to.uri if to is not None else None
+    return (
+        r.id,
+        r.ts,
+        day_of(r.ts),
+        r.transport,
+        r.src,
+        r.sport,
+        r.dst,
+        r.dport,
+        r.direction,
+        1 if m.is_request else 0,
+        m.method,
+        m.status,
+        m.reason,
+        m.ruri,
+        (ruri.user if ruri is not None else "") or "",
+        (fr_uri.user if fr_uri is not None else "") or "",
+        (fr.tag if fr is not None else "") or "",
+        (to_uri.user if to_uri is not None else "") or "",
+        (to.tag if to is not None else "") or "",
+        m.call_id,
+        m.cseq_num,
+        m.cseq_method,
+        (vias[0].branch if vias else "") or "",
+        m.user_agent,
+        (cred.username if cred is not None else "") or "",
+        (cred.realm if cred is not None else "") or "",
+        m.get("contact") or "",
+        m.content_type,
+        len(m.body),
+        ",".join(m.anomalies),
+        m.error,
+        r.stage,
+        r.tool,
+        r.tool_data,
+        1 if r.fuzz else 0,
+        r.number,
+        r.number_type,
+        r.number_country,
+        r.request_id,
+        r.sensor,
+        r.node,
+        r.tunnel,
+        r.vlan,
+        r.raw,
+    )
+
+
+def fallback_row(r: Record, why: str) -> tuple:
+    """A row from the 'seen' fields and raw bytes only, for a message whose fields failed.
+
+    The raw bytes are always kept; the reason goes into the error column.
+    """
+    return (
+        r.id, r.ts, day_of(r.ts), str(r.transport), str(r.src), int(r.sport or 0),
+        str(r.dst), int(r.dport or 0), str(r.direction), 0, "", 0, "", "", "", "", "", "", "",
+        "", None, "", "", "", "", "", "", "", 0, "", why, str(r.stage), str(r.tool),
+        str(r.tool_data), 1 if r.fuzz else 0, str(r.number), str(r.number_type),
+        str(r.number_country), int(r.request_id or 0), str(r.sensor), str(r.node),
+        str(r.tunnel), str(r.vlan), bytes(r.raw),
+    )  # fmt: skip
+
+
+def clean_text(row: tuple) -> tuple:
+    """Make every str in a row encodable as UTF-8 (lone surrogates become U+FFFD).
+
+    Used only when a batch failed to encode, so the normal path pays nothing for it.
+    """
+    return tuple(
+        v.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if isinstance(v, str) else v
+        for v in row
+    )

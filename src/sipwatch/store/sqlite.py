@@ -1,0 +1,178 @@
+"""SQLite trace store: WAL, synchronous=NORMAL, batched INSERT OR IGNORE in transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sipwatch import __version__
+from sipwatch.record import Record
+from sipwatch.store import migrations, schema
+from sipwatch.store.base import Store, StoreError
+from sipwatch.store.rows import clean_text, fallback_row, message_row
+
+BATCH_ROWS = 5000  # rows per transaction: large enough to amortise the commit, small in memory
+
+
+class SqliteStore(Store):
+    engine = "sqlite"
+
+    def __init__(self, path: Path, *, readonly: bool = False, batch_rows: int = BATCH_ROWS) -> None:
+        super().__init__()
+        self.path = path
+        self.readonly = readonly
+        self.batch_rows = max(1, batch_rows)
+        self._pending: list[tuple] = []
+        self._insert = schema.insert_sql("sqlite")
+        self._version = 0
+        self._conn = self._connect()
+
+    # --- opening ---------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        path = self.path
+        if self.readonly and not path.is_file():
+            raise StoreError(f"no trace store at {path}")
+        if not self.readonly and not path.parent.is_dir():
+            raise StoreError(f"cannot create trace store {path}: folder does not exist")
+        try:
+            if self.readonly:
+                conn = sqlite3.connect(
+                    f"file:{path.resolve()}?mode=ro", uri=True, isolation_level=None,
+                    check_same_thread=False,
+                )  # fmt: skip
+            else:
+                conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self._setup(conn)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} is not a usable trace store: {exc}") from None
+        except migrations.SchemaTooNew as exc:
+            raise StoreError(f"{path}: {exc}") from None
+        return conn
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        if not self.readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: id-index and scan pages stay hot
+        conn.execute("PRAGMA temp_store=MEMORY")
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if names and "migrations" not in names:
+            raise StoreError(f"{self.path} is a SQLite file but not a sipwatch trace store")
+        version = 0
+        if "migrations" in names:
+            version = migrations.current_version(lambda sql: conn.execute(sql).fetchall())
+        if self.readonly:
+            if version == 0:
+                raise StoreError(f"{self.path} is an empty trace store")
+            migrations.pending(version)  # refuses a newer schema
+            if version < migrations.LATEST:
+                raise StoreError(
+                    f"{self.path} has schema version {version}; open it once for writing "
+                    f"(e.g. sipwatch analyze) to upgrade it to {migrations.LATEST}"
+                )
+            self._version = version
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._version = migrations.apply(conn.execute, "sqlite", version)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        return self._version
+
+    # --- writing ---------------------------------------------------------------------------
+    def add(self, records: Iterable[Record]) -> int:
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        pending = self._pending
+        batch = self.batch_rows
+        inserted = 0
+        added = 0
+        for r in records:
+            added += 1
+            try:
+                pending.append(message_row(r))
+            except Exception as exc:  # a broken parsed field must not lose the raw bytes
+                self.counters["fallback_rows"] += 1
+                pending.append(fallback_row(r, f"store:{type(exc).__name__}"))
+            if len(pending) >= batch:
+                inserted += self._write()
+                pending = self._pending
+        self.counters["added"] += added
+        return inserted
+
+    def flush(self) -> int:
+        return self._write() if self._pending else 0
+
+    def _write(self) -> int:
+        rows = self._pending
+        self._pending = []
+        conn = self._conn
+        before = conn.total_changes
+        conn.execute("BEGIN")
+        try:
+            try:
+                conn.executemany(self._insert, rows)
+            except UnicodeEncodeError:  # lone surrogates in some field: clean this batch only
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN")
+                before = conn.total_changes
+                conn.executemany(self._insert, [clean_text(r) for r in rows])
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        inserted = conn.total_changes - before
+        self.counters["inserted"] += inserted
+        self.counters["duplicates"] += len(rows) - inserted
+        self.counters["batches"] += 1
+        return inserted
+
+    def start_ingest(self, sources: Sequence[str]) -> int:
+        self.flush()
+        cur = self._conn.execute(
+            "INSERT INTO ingest (sources, started, sipwatch_version) VALUES (?, ?, ?)",
+            ("\n".join(str(s) for s in sources), time.time(), __version__),
+        )
+        return int(cur.lastrowid or 0)
+
+    def finish_ingest(self, run_id: int, messages: int, inserted: int, dropped: int = 0) -> None:
+        self.flush()
+        self._conn.execute(
+            "UPDATE ingest SET finished = ?, messages = ?, inserted = ?, dropped = ? WHERE id = ?",
+            (time.time(), messages, inserted, dropped, run_id),
+        )
+
+    def ensure_indexes(self) -> None:
+        if self.readonly:
+            return
+        self.flush()
+        for sql in schema.REPORT_INDEXES:
+            self._conn.execute(sql)
+        self._conn.execute("ANALYZE")
+
+    # --- reading ---------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        if self._pending:
+            self.flush()
+        return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            if not self.readonly:
+                self.flush()
+                conn.execute("PRAGMA optimize")
+        finally:
+            conn.close()
+            self._conn = None  # type: ignore[assignment]

@@ -1,0 +1,57 @@
+"""The summary `sipwatch analyze` prints: what this run read, then the store's key tables."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from sipwatch.analyze import AnalyzeResult
+
+STAGE_ORDER = ("SS", "ES", "RHJ", "TF", "")
+
+
+def run_table(result: AnalyzeResult) -> RichTable:
+    cap = result.capture
+    t = RichTable(title="This run", show_header=False, title_justify="left")
+    t.add_column("what")
+    t.add_column("count", justify="right")
+    rate = cap.packets / result.elapsed if result.elapsed > 0 else 0.0
+    rows = [
+        ("capture files", f"{cap.files:,}"),
+        ("packets read", f"{cap.packets:,}"),
+        ("SIP messages", f"{result.pipeline.records:,}"),
+        ("new in the store", f"{result.inserted:,}"),
+        ("already stored (skipped)", f"{result.duplicates:,}"),
+        ("time", f"{result.elapsed:,.1f} s ({rate:,.0f} packets/s)"),
+    ]
+    for stage in STAGE_ORDER:
+        n = result.stages.get(stage, 0)
+        if n:
+            rows.append((f"stage {stage or 'none'}", f"{n:,}"))
+    shown = {"files", "packets", "bytes", "sip_messages"}
+    for name, value in cap.as_dict().items():
+        if value and name not in shown:
+            rows.append((name.replace("_", " "), f"{value:,}"))
+    if result.pipeline.dropped:
+        rows.append(("dropped (queue full)", f"{result.pipeline.dropped:,}"))
+    for t_row in rows:
+        t.add_row(*t_row)
+    return t
+
+
+def print_summary(console: Console, result: AnalyzeResult, top: int = 10) -> None:
+    from sipwatch.report import render
+    from sipwatch.report.tables import all_tables
+
+    console.print(run_table(result))
+    if result.store is None:
+        return
+    try:
+        tables = all_tables(result.store, ["stages", "top_sources", "tools"], top=top)
+        render.print_tables(tables, console)
+    finally:
+        result.store.close()
+    console.print(
+        f"store: {result.db}  (more: sipwatch report --db {result.db} [--format html -o report.html])",
+        highlight=False,
+    )
