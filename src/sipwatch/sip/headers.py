@@ -6,8 +6,6 @@ All parsers here are lenient and never raise: a value they cannot make sense of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from sipwatch.sip.text import text
 from sipwatch.sip.uri import Uri, parse_uri, port_number
 
@@ -70,11 +68,15 @@ def split_params(value: str) -> list[str]:
 def header_params(value: str) -> dict[str, str | None]:
     """Header parameters after a value, names lowercased; quoted values kept with quotes."""
     params: dict[str, str | None] = {}
-    for part in split_params(value):
+    for part in split_params(value) if '"' in value else value.split(";"):
         name, sep, val = part.partition("=")
-        name = name.strip(" \t").lower()
-        if name:
-            params[name] = val.strip(" \t") if sep else None
+        if sep:
+            params[name.strip(" \t").lower()] = val.strip(" \t")
+        else:
+            name = name.strip(" \t").lower()
+            if name:
+                params[name] = None
+    params.pop("", None)
     return params
 
 
@@ -189,7 +191,8 @@ def parse_name_addr(value: str) -> NameAddr | None:
         display = value[1:close]
         if "\\" in display:
             display = unquote(value[: close + 1])
-        display = text(display)
+        if not display.isascii():
+            display = text(display)
         rest = value[close + 1 :]
     lt = rest.find("<")
     if lt >= 0:
@@ -203,21 +206,37 @@ def parse_name_addr(value: str) -> NameAddr | None:
             uri_text = rest[lt + 1 : gt].strip(" \t")
             tail = rest[gt + 1 :]
         semi = tail.find(";")
-        params = header_params(tail[semi + 1 :]) if semi >= 0 else {}
-        return NameAddr(display, uri_text, params)
+        return NameAddr(display, uri_text, header_params(tail[semi + 1 :]) if semi >= 0 else {})
     # addr-spec: parameters after the URI belong to the header (RFC 3261 20.10)
     uri_text, semi, tail = rest.partition(";")
     params = header_params(tail) if semi else {}
     return NameAddr(display, uri_text.strip(" \t"), params, angle=False)
 
 
-@dataclass(slots=True)
 class Via:
-    protocol: str = "SIP/2.0"
-    transport: str = ""
-    host: str = ""
-    port: int | None = None
-    params: dict[str, str | None] = field(default_factory=dict)
+    __slots__ = ("protocol", "transport", "host", "port", "params")
+
+    def __init__(
+        self,
+        protocol: str = "SIP/2.0",
+        transport: str = "",
+        host: str = "",
+        port: int | None = None,
+        params: dict[str, str | None] | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.transport = transport
+        self.host = host
+        self.port = port
+        self.params = {} if params is None else params
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Via):
+            return NotImplemented
+        return str(self) == str(other)
+
+    def __repr__(self) -> str:
+        return f"Via({str(self)!r})"
 
     @property
     def branch(self) -> str:
@@ -287,12 +306,10 @@ def _via_rest(protocol: str, transport: str, rest: str) -> Via:
         if " " in host or "\t" in host or " " in port:
             host = host.strip(" \t")
             port = port.strip(" \t")
-    via = Via(protocol, transport, host)
-    if port:
-        via.port = port_number(port)
-    if params:
-        via.params = header_params(params)
-    return via
+    return Via(
+        protocol, transport, host, port_number(port) if port else None,
+        header_params(params) if params else {},
+    )  # fmt: skip
 
 
 def parse_cseq(value: str) -> tuple[int | None, str]:

@@ -10,6 +10,7 @@ import time
 
 from sipwatch.record import Record
 
+_INT64 = 1 << 63  # SQLite INTEGER range; a CSeq of any length can arrive
 _DAY_CACHE: dict[int, str] = {}
 _DAY_CACHE_MAX = 100_000  # bounded: a capture spans few days; a hostile ts range cannot grow it
 
@@ -35,6 +36,7 @@ def day_of(ts: float) -> str:
 def message_row(r: Record) -> tuple:
     """The row of one record. Never raises for a SipMessage that honours its contract."""
     m = r.msg
+    cseq = m.cseq_num
     ruri = m.ruri_uri
     fr = m.from_
     to = m.to
@@ -63,7 +65,7 @@ def message_row(r: Record) -> tuple:
         (to_uri.user if to_uri is not None else "") or "",
         (to.tag if to is not None else "") or "",
         m.call_id,
-        m.cseq_num,
+        cseq if cseq is None or -_INT64 <= cseq < _INT64 else None,  # attacker-sized numbers
         m.cseq_method,
         (vias[0].branch if vias else "") or "",
         m.user_agent,
