@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real tools the test suite drives: tshark (counts SIP messages to compare with),
-# tcpdump (records SIPVicious runs), SIPp. Debian/Ubuntu; runs apt-get as root or through sudo.
+# tcpdump (records SIPVicious runs), SIPp, Chromium (renders the HTML report).
+# Debian/Ubuntu; runs apt-get as root or through sudo.
 set -euo pipefail
-pkgs=(tshark tcpdump sip-tester)
+pkgs=(tshark tcpdump sip-tester chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -72,7 +72,8 @@ def test_html_is_offline_escaped_and_complete(tables: list[Table], tmp_path: Pat
     assert "&lt;db&gt;" in page
     for x in tables:
         assert f'<section id="{x.name}">' in page
-    assert page.count('class="plotly-graph-div"') == 5  # per day, stages, methods, codes, sources
+    assert page.count('id="plot-') == 5  # per day, stages, methods, codes, sources
+    assert page.count("</script>") == 2  # the library and the plots: no value ends a script
 
 
 def test_html_of_empty_store(tmp_path: Path) -> None:

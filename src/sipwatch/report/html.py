@@ -8,6 +8,7 @@ escaped too, because Plotly renders a subset of HTML (links, tags) in text.
 from __future__ import annotations
 
 import html
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +36,9 @@ table{border-collapse:collapse;margin:1em 0 .3em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}
 p.note{color:#666;font-size:.9em;margin-top:0;max-width:60em}
-.plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(32em,1fr));gap:1em}
+.plots{display:flex;flex-wrap:wrap;gap:1em}
+.plots>div{flex:0 0 calc(50% - .5em);min-width:0}
+@media (max-width:70em){.plots>div{flex-basis:100%}}
 """
 
 
@@ -44,12 +47,12 @@ def _label(value: object) -> str:
     return html.escape(visible(value, 60))
 
 
-def _figure_html(fig: go.Figure, title: str) -> str:
+def _figure_json(fig: go.Figure, title: str) -> str:
     fig.update_layout(
         title=html.escape(title), template="plotly_white", height=420,
         margin={"l": 60, "r": 20, "t": 50, "b": 60},
     )  # fmt: skip
-    return fig.to_html(full_html=False, include_plotlyjs=False, config=_CONFIG)
+    return fig.to_json()
 
 
 def _by_name(tables: Sequence[Table]) -> dict[str, Table]:
@@ -66,24 +69,24 @@ def _plots(t: dict[str, Table]) -> list[str]:
                 marker_color=STAGE_COLOURS[stage],
             )  # fmt: skip
         fig.update_layout(barmode="stack", xaxis_type="category")
-        out.append(_figure_html(fig, day.title))
+        out.append(_figure_json(fig, day.title))
     if (st := t.get("stages")) and st.rows:
         fig = go.Figure()
         fig.add_bar(name="messages", x=[r[0] for r in st.rows], y=[r[1] for r in st.rows])
         fig.add_bar(name="sources", x=[r[0] for r in st.rows], y=[r[4] for r in st.rows])
         fig.update_layout(barmode="group", yaxis_type="log")
-        out.append(_figure_html(fig, "Messages and sources per stage (log scale)"))
+        out.append(_figure_json(fig, "Messages and sources per stage (log scale)"))
     if (me := t.get("methods")) and me.rows:
         fig = go.Figure(go.Bar(x=[_label(r[0]) for r in me.rows], y=[r[1] for r in me.rows]))
         fig.update_layout(xaxis_type="category")
-        out.append(_figure_html(fig, me.title))
+        out.append(_figure_json(fig, me.title))
     if (co := t.get("codes")) and co.rows:
         per_code: dict[int, int] = {}
         for code, _method, n in co.rows:
             per_code[code] = per_code.get(code, 0) + n
         fig = go.Figure(go.Bar(x=[str(c) for c in per_code], y=list(per_code.values())))
         fig.update_layout(xaxis_type="category")
-        out.append(_figure_html(fig, co.title))
+        out.append(_figure_json(fig, co.title))
     if (so := t.get("top_sources")) and so.rows:
         rows = list(reversed(so.rows))  # largest at the top of a horizontal bar chart
         fig = go.Figure(
@@ -93,7 +96,7 @@ def _plots(t: dict[str, Table]) -> list[str]:
             )
         )  # fmt: skip
         fig.update_layout(yaxis_type="category", height=max(420, 22 * len(rows)))
-        out.append(_figure_html(fig, so.title))
+        out.append(_figure_json(fig, so.title))
     return out
 
 
@@ -125,6 +128,7 @@ def _table_html(table: Table) -> str:
 def render_html(tables: Sequence[Table], source: str = "") -> str:
     """The whole report page as one string."""
     t = _by_name(tables)
+    plots = _plots(t)
     meta = f"sipwatch {html.escape(__version__)}, written {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime())}"
     if source:
         meta += f", store {html.escape(source)}"
@@ -140,11 +144,28 @@ def render_html(tables: Sequence[Table], source: str = "") -> str:
             "</head><body><h1>sipwatch report</h1>",
             f'<p class="meta">{meta}</p>',
             '<div class="plots">',
-            *(f"<div>{p}</div>" for p in _plots(t)),
+            *(f'<div><div id="plot-{i}"></div></div>' for i in range(len(plots))),
             "</div>",
             *(_table_html(x) for x in tables),
+            _plot_script(plots),
             "</body></html>\n",
         ]
+    )
+
+
+def _plot_script(figures: list[str]) -> str:
+    """Draw the plots once the page is laid out, so each takes the width of its column.
+
+    The figures are JSON inside a script: '</' is written '<\\/' (the same string in JSON) so
+    no value can end the script element.
+    """
+    data = ",".join(figures).replace("</", "<\\/")
+    config = json.dumps(_CONFIG)
+    return (
+        "<script>window.addEventListener('DOMContentLoaded',function(){"
+        f"[{data}].forEach(function(f,i){{"
+        f"f.layout.autosize=true;Plotly.newPlot('plot-'+i,f.data,f.layout,{config});}});}});"
+        "</script>"
     )
 
 
