@@ -154,9 +154,9 @@ def _measure(cmd: list[str], out: IO[bytes] | int, err: IO[bytes], env: dict | N
     return Run(wall, usage.ru_maxrss, peak, proc.returncode)
 
 
-def tool_ok(cmd: list[str]) -> bool:
+def tool_ok(cmd: list[str], env: dict | None = None) -> bool:
     try:
-        return subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
+        return subprocess.run(cmd, capture_output=True, timeout=60, env=env).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -346,7 +346,14 @@ def git_commit() -> str:
             text=True,
             timeout=30,
         )
-        return res.stdout.strip() or "uncommitted"
+        commit = res.stdout.strip() or "uncommitted"
+        res = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return commit + ("+changes" if res.stdout.strip() else "")
     except (OSError, subprocess.TimeoutExpired):
         return "?"
 
@@ -368,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.out_dir / "work"
     work.mkdir(exist_ok=True)
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load_before = os.getloadavg()[0]
 
     cap, man = make_capture(args)
     packets = man.get("packets") or args.packets
@@ -379,8 +387,12 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, NO_COLOR="1")
 
     sipwatch: Row | None = None
+    # measure the sipwatch of this working tree, whatever the installed copy points to
+    sw_env = dict(
+        env, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    )
     if not args.skip_sipwatch:
-        if tool_ok(["sipwatch", "analyze", "--help"]):
+        if tool_ok(["sipwatch", "analyze", "--help"], sw_env):
             db = work / "bench.sqlite"
             for p in work.glob("bench.sqlite*"):
                 p.unlink()
@@ -391,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                 packets,
             )
             print("sipwatch analyze ...", flush=True)
-            run = measure(["sipwatch", "analyze", str(cap), "--db", str(db)], env=env)
+            run = measure(["sipwatch", "analyze", str(cap), "--db", str(db)], env=sw_env)
             sipwatch.runs.append(run)
             if run.rc:
                 notes.append(f"sipwatch analyze exited with {run.rc}")
@@ -410,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         tshark = Row(
             version,
             "`tshark -n -r CHUNK -Y sip -T fields -E occurrence=f -e ...`",
-            f"{len(chunks)} chunks of {args.chunk:,}, one after another",
+            f"{len(chunks)} chunk(s) of up to {args.chunk:,}, one after another",
             packets,
         )
         tsv = work / "tshark.tsv"
@@ -456,8 +468,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(doctor)
 
     notes += sanity(man, chunks, args.chunk, tshark_lines)
+    notes.append(
+        f"1-minute load average {load_before:.2f} before the runs, {os.getloadavg()[0]:.2f} "
+        "after (other work on the machine slows every tool)"
+    )
     md = [
-        f"Run of {date}: `{shown_command()}`",
+        f"Command: `{shown_command()}`",
         "",
         f"Machine: {machine()}.",
         "",

@@ -88,7 +88,7 @@ def run_analyze(
     except CaptureError as exc:
         raise AnalyzeError(str(exc)) from None
     try:
-        store = open_store(db)
+        store = open_store(db, background=True)
     except StoreError as exc:
         raise AnalyzeError(str(exc)) from None
     pipe = Pipeline([labeler.label], [StoreAction(store)])
@@ -121,6 +121,5 @@ def run_analyze(
     result.inserted = store.counters["inserted"] - before.get("inserted", 0)
     result.duplicates = store.counters["duplicates"] - before.get("duplicates", 0)
     store.finish_ingest(run_id, messages=pipe.stats.records, inserted=result.inserted)
-    store.ensure_indexes()
     result.elapsed = time.monotonic() - started
     return result

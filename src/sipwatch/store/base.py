@@ -73,12 +73,15 @@ class Store(abc.ABC):
         self.close()
 
 
-def open_store(url_or_path: str | Path, *, readonly: bool = False) -> Store:
+def open_store(
+    url_or_path: str | Path, *, readonly: bool = False, background: bool = False
+) -> Store:
     """Open (creating and migrating if needed) the store a path or URL names.
 
     'trace.sqlite', 'sqlite:///trace.sqlite' (relative), 'sqlite:////abs/trace.sqlite' -> SQLite.
     'postgresql://...' -> StoreError for now (PostgreSQL comes with the central service).
     readonly=True opens an existing store for reports without creating or migrating it.
+    background=True lets a writer process insert the batches (bulk loads such as analyze).
     """
     text = str(url_or_path)
     lower = text.lower()
@@ -99,4 +102,4 @@ def open_store(url_or_path: str | Path, *, readonly: bool = False) -> Store:
         path = text
     from sipwatch.store.sqlite import SqliteStore
 
-    return SqliteStore(Path(path), readonly=readonly)
+    return SqliteStore(Path(path), readonly=readonly, background=background)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -12,7 +13,8 @@ from sipwatch import __version__
 from sipwatch.record import Record
 from sipwatch.store import migrations, schema
 from sipwatch.store.base import Store, StoreError
-from sipwatch.store.rows import clean_text, fallback_row, message_row
+from sipwatch.store.rows import fallback_row, message_row
+from sipwatch.store.writer import WriterError, WriterProcess, insert_rows
 
 BATCH_ROWS = 5000  # rows per transaction: large enough to amortise the commit, small in memory
 
@@ -20,8 +22,19 @@ BATCH_ROWS = 5000  # rows per transaction: large enough to amortise the commit, 
 class SqliteStore(Store):
     engine = "sqlite"
 
-    def __init__(self, path: Path, *, readonly: bool = False, batch_rows: int = BATCH_ROWS) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        readonly: bool = False,
+        batch_rows: int = BATCH_ROWS,
+        background: bool = False,
+    ) -> None:
+        """background=True: batches are inserted by a writer process (bulk loads, 2+ cores)."""
         super().__init__()
+        self.background = background and not readonly
+        self._writer: WriterProcess | None = None
+        self._in_flight = 0  # rows sent to the writer and not yet counted
         self.path = path
         self.readonly = readonly
         self.batch_rows = max(1, batch_rows)
@@ -56,8 +69,9 @@ class SqliteStore(Store):
         if not self.readonly:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: id-index and scan pages stay hot
-        conn.execute("PRAGMA temp_store=MEMORY")
+        # 16 MiB of page cache; temporary sorts (report GROUP BYs) spill to disk, so memory
+        # stays bounded whatever the store size
+        conn.execute("PRAGMA cache_size=-16384")
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if names and "migrations" not in names:
             raise StoreError(f"{self.path} is a SQLite file but not a sipwatch trace store")
@@ -108,32 +122,33 @@ class SqliteStore(Store):
         self.counters["added"] += added
         return inserted
 
-    def flush(self) -> int:
-        return self._write() if self._pending else 0
-
     def _write(self) -> int:
         rows = self._pending
         self._pending = []
-        conn = self._conn
-        before = conn.total_changes
-        conn.execute("BEGIN")
-        try:
-            try:
-                conn.executemany(self._insert, rows)
-            except UnicodeEncodeError:  # lone surrogates in some field: clean this batch only
-                conn.execute("ROLLBACK")
-                conn.execute("BEGIN")
-                before = conn.total_changes
-                conn.executemany(self._insert, [clean_text(r) for r in rows])
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        inserted = conn.total_changes - before
+        if self.background and (self._writer is not None or len(rows) >= self.batch_rows):
+            if self._writer is None:  # started on the first full batch: small runs never fork
+                self._writer = WriterProcess(self.path, self._insert)
+            self._writer.send(rows)
+            self._in_flight += len(rows)
+            return 0
+        inserted = insert_rows(self._conn, self._insert, rows)
+        self._count(len(rows), inserted, 1)
+        return inserted
+
+    def _count(self, rows: int, inserted: int, batches: int) -> None:
         self.counters["inserted"] += inserted
-        self.counters["duplicates"] += len(rows) - inserted
-        self.counters["batches"] += 1
+        self.counters["duplicates"] += rows - inserted
+        self.counters["batches"] += batches
+
+    def flush(self) -> int:
+        inserted = self._write() if self._pending else 0
+        if self._writer is not None and self._in_flight:
+            in_flight, self._in_flight = self._in_flight, 0
+            try:
+                inserted, batches = self._writer.sync()
+            except WriterError as exc:
+                raise StoreError(str(exc)) from None
+            self._count(in_flight, inserted, batches)
         return inserted
 
     def start_ingest(self, sources: Sequence[str]) -> int:
@@ -174,5 +189,9 @@ class SqliteStore(Store):
                 self.flush()
                 conn.execute("PRAGMA optimize")
         finally:
+            if self._writer is not None:
+                writer, self._writer = self._writer, None
+                with contextlib.suppress(WriterError):  # already reported by a flush
+                    writer.stop()
             conn.close()
             self._conn = None  # type: ignore[assignment]
