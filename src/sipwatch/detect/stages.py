@@ -10,7 +10,6 @@ The semantics are documented (with examples) in docs/detection.md; keep the two 
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -37,8 +36,6 @@ STAGES = (SS, ES, RHJ, TF)
 BENIGN_ANOMALIES = frozenset({"content_length_missing", "multiple_messages"})
 # parse errors that are not malformed input: a CRLF keep-alive ping, an empty payload
 BENIGN_ERRORS = frozenset({"keepalive", "empty"})
-
-_BRANCH = re.compile(r";\s*branch\s*=\s*([^;,\s]+)", re.IGNORECASE)
 
 # methods whose user part names an extension the sender probes
 _PROBE_METHODS = frozenset({"OPTIONS", "INVITE", "REGISTER"})
@@ -123,18 +120,12 @@ class StageLabeler:
     # --- requests ----------------------------------------------------------------------------
     def _label_request(self, record: Record, msg: SipMessage) -> None:
         method = msg.method.upper()
-        frm = msg.from_
-        to_user = _user_of(msg.to)
-        ruri_user = (msg.ruri_uri.user if msg.ruri_uri else "") or ""
-        tag = frm.tag if frm and frm.tag else ""
-        fp = fingerprint(
-            tag,
-            msg.user_agent or "",
-            frm.display if frm else "",
-            to_user,
-        )
+        to_user = msg.to_user
+        ruri_user = msg.ruri_user
+        tag = msg.from_tag
+        fp = fingerprint(tag, msg.user_agent, msg.from_display, to_user)
         _set_tool(record, fp)
-        has_credentials = msg.credentials is not None
+        has_credentials = msg.has_credentials
         target_user = ruri_user or to_user
         if method == "REGISTER":
             # the REGISTER's request-URI has no user: the account is the To user
@@ -248,16 +239,15 @@ class StageLabeler:
         → ES).
         """
         method = msg.cseq_method.upper()
-        frm = msg.from_
-        tag = frm.tag if frm and frm.tag else ""
+        tag = msg.from_tag
         data = decode_sipvicious_tag(tag)
         if data is not None:
             # the From tag is the requester's, echoed: its tool, not the responder's
-            _set_tool(record, fingerprint(tag, "", "", _user_of(msg.to)))
+            _set_tool(record, fingerprint(tag, "", "", msg.to_user))
         if method == "OPTIONS":
             record.stage = SS
         elif method == "INVITE":
-            user = _user_of(msg.to)
+            user = msg.to_user
             number = self.numbers.classify(user) if user else None
             if number is not None:
                 record.number, record.number_type, record.number_country = number
@@ -270,32 +260,16 @@ class StageLabeler:
             record.stage = RHJ if ":" in data else ES
 
 
-def _user_of(name_addr) -> str:  # type: ignore[no-untyped-def]
-    if name_addr is None or name_addr.uri is None:
-        return ""
-    return name_addr.uri.user or ""
-
-
 def _set_tool(record: Record, fp: Fingerprint | None) -> None:
     if fp is not None:
         record.tool, record.tool_data = fp
-
-
-def _branch(msg: SipMessage) -> str:
-    # only the top Via's branch is needed: a regex on the first Via line is several times
-    # cheaper than parsing every Via (its params come before any comma-separated next Via)
-    vals = msg.headers.get("via")
-    if not vals:
-        return ""
-    m = _BRANCH.search(vals[0])
-    return m.group(1) if m else ""
 
 
 def _request_key(client: str, msg: SipMessage) -> tuple | None:
     """Transaction key: client address, Call-ID, CSeq number and method, top Via branch."""
     if not msg.call_id or msg.cseq_num is None:
         return None
-    return (client, msg.call_id, msg.cseq_num, msg.cseq_method.upper(), _branch(msg))
+    return (client, msg.call_id, msg.cseq_num, msg.cseq_method.upper(), msg.top_branch)
 
 
 def _invite_key(record: Record, msg: SipMessage) -> tuple:

@@ -6,8 +6,29 @@ All parsers here are lenient and never raise: a value they cannot make sense of 
 
 from __future__ import annotations
 
+import re
+
 from sipwatch.sip.text import text
-from sipwatch.sip.uri import Uri, parse_uri, port_number
+from sipwatch.sip.uri import SIP_URI_FAST, Uri, parse_uri, port_number, sip_uri
+
+# Fast paths for the shapes nearly every message has; anything else (escapes in the display
+# name, IPv6 zones, odd spacing, other schemes, ...) goes to the general parsers below, which
+# the differential tests (tests/unit/test_sip_fastpaths.py) hold these to.
+# ["display" ] or [token display ]<sip:...>[ ][;params]; groups: quoted display, plain
+# display, the URI text, SIP_URI_FAST's groups, the tag when it is the only parameter (the
+# usual case: no dict-building loop), else the header params.
+_NAME_ADDR_FAST = re.compile(
+    r'(?:"([^"\\]*)" ?|([^"<]*))<(' + SIP_URI_FAST + r')>[ \t]*(?:;tag=([^;" \t]*)|;(.*))?',
+    re.S,
+)
+# SIP/2.0/transport host[:port][;params]; groups: transport, IPv6 host (no brackets) or other
+# host, port, then the branch and ';rport' flag when they are all the parameters (what
+# clients send), else the params.
+_VIA_FAST = re.compile(
+    r'SIP/2\.0/([A-Za-z]+) (?:\[([0-9A-Fa-f:.]+)\]|([^ \t;:\[\]()",]+))(?::([0-9]{1,5}))?'
+    r'(?:;branch=([^;" \t]*)(;rport)?|;(.*))?',
+    re.S,
+)
 
 
 def split_commas(value: str) -> list[str]:
@@ -67,6 +88,17 @@ def split_params(value: str) -> list[str]:
 
 def header_params(value: str) -> dict[str, str | None]:
     """Header parameters after a value, names lowercased; quoted values kept with quotes."""
+    if '"' in value or " " in value or "\t" in value:
+        return _header_params_general(value)
+    params: dict[str, str | None] = {}
+    for part in value.split(";"):  # nothing to strip, no quoted ';'
+        name, sep, val = part.partition("=")
+        params[name.lower()] = val if sep else None
+    params.pop("", None)
+    return params
+
+
+def _header_params_general(value: str) -> dict[str, str | None]:
     params: dict[str, str | None] = {}
     for part in split_params(value) if '"' in value else value.split(";"):
         name, sep, val = part.partition("=")
@@ -114,12 +146,15 @@ class NameAddr:
         self.params = {} if params is None else params
         self.angle = angle  # written with <...>
         self.wildcard = wildcard  # Contact: *
-        self._uri: Uri | None | bool = False
+        # False: not parsed yet; a tuple: SIP_URI_FAST's groups (fast path); else the result
+        self._uri: Uri | None | bool | tuple = False
 
     @property
     def uri(self) -> Uri | None:
         got = self._uri
-        if got is False:
+        if got.__class__ is tuple:
+            got = self._uri = sip_uri(*got)
+        elif got is False:
             got = self._uri = parse_uri(self.uri_text) if self.uri_text else None
         return got  # type: ignore[return-value]
 
@@ -129,6 +164,10 @@ class NameAddr:
 
     @property
     def user(self) -> str:
+        """The URI's user part ('' without one); cheaper than .uri.user on the fast path."""
+        got = self._uri
+        if got.__class__ is tuple:
+            return got[1] or ""
         uri = self.uri
         return uri.user if uri is not None else ""
 
@@ -176,6 +215,23 @@ def _closing_quote(value: str, start: int) -> int:
 def parse_name_addr(value: str) -> NameAddr | None:
     """Parse name-addr / addr-spec with header params. None for an empty value."""
     value = value.strip(" \t")
+    m = _NAME_ADDR_FAST.fullmatch(value)
+    if m is None:
+        return _parse_name_addr_general(value)
+    quoted, plain, uri_text, user, host6, host, port, uparams, tag, params = m.groups()
+    if quoted is None:
+        display = text(plain.strip(" \t")) if plain else ""
+    else:
+        display = quoted if quoted.isascii() else text(quoted)
+    if tag is not None:
+        na = NameAddr(display, uri_text, {"tag": tag})
+    else:
+        na = NameAddr(display, uri_text, header_params(params) if params else {})
+    na._uri = (uri_text, user, host6, host, port, uparams)  # the Uri is built only when asked for
+    return na
+
+
+def _parse_name_addr_general(value: str) -> NameAddr | None:
     if not value:
         return None
     if value == "*":
@@ -265,6 +321,28 @@ class Via:
 
 def parse_via(value: str) -> Via | None:
     """One via-parm ('SIP / 2.0 / UDP host:port;branch=...'); None when unreadable."""
+    m = _VIA_FAST.fullmatch(value)
+    if m is None:
+        return _parse_via_general(value)
+    transport, host6, host, port, branch, rport, params = m.groups()
+    if branch is not None:
+        params_d: dict[str, str | None] = {"branch": branch}
+        if rport is not None:
+            params_d["rport"] = None
+    else:
+        params_d = header_params(params) if params else {}
+    if host is None:
+        host = host6
+    return Via(
+        "SIP/2.0",
+        transport.upper(),
+        host,
+        None if port is None or int(port) > 65535 else int(port),
+        params_d,
+    )
+
+
+def _parse_via_general(value: str) -> Via | None:
     if value[:8] == "SIP/2.0/":
         transport, sp, rest = value[8:].partition(" ")
         if not sp or ";" in transport or "\t" in transport:

@@ -63,6 +63,10 @@ from typing import Any
 from sipwatch.sip.digest import Digest, parse_digest
 from sipwatch.sip.headers import NameAddr, Via, parse_name_addr, parse_via, split_commas
 from sipwatch.sip.names import COMPACT, NOT_LIST, display
+from sipwatch.sip.speedups import digest_user_realm as _digest_user_realm
+from sipwatch.sip.speedups import name_addr as _name_addr
+from sipwatch.sip.speedups import parse_head as _parse_head
+from sipwatch.sip.speedups import via_branch as _via_branch
 from sipwatch.sip.text import text, wire
 from sipwatch.sip.uri import Uri, parse_uri
 
@@ -80,6 +84,7 @@ MAX_VIA = 1024
 MAX_CONTACT = 256
 _NAME_CACHE_MAX = 2048
 _MISSING: Any = object()
+_EMPTY3 = ("", "", "")
 
 # A SIP start line anywhere (junk resync) and at the very start (looks_like_sip).
 _START_ANY = re.compile(
@@ -138,6 +143,11 @@ class SipMessage:
         "_cred",
         "_chal",
         "_ruri",
+        "_fa",
+        "_ta",
+        "_branch",
+        "_auth",
+        "_ruser",
     )
 
     raw: bytes
@@ -178,6 +188,12 @@ class SipMessage:
         self._cred: Any = _MISSING
         self._chal: Any = _MISSING
         self._ruri: Any = _MISSING
+        # flat fields for store rows and labels (C fast path when built); None until read
+        self._fa: tuple[str, str, str] | None = None
+        self._ta: tuple[str, str, str] | None = None
+        self._branch: str | None = None
+        self._auth: tuple[str, str] | None = None
+        self._ruser: str | None = None
 
     def __repr__(self) -> str:
         if self.error and not (self.method or self.status):
@@ -289,6 +305,112 @@ class SipMessage:
             got = self._ruri = parse_uri(self.ruri) if self.ruri else None
         return got
 
+    # --- flat fields: what a store row and the labeller read for every message --------------
+    # Same values as the structured fields above (the tests hold them to it), computed by the
+    # C fast path for the usual shapes without building URI/name-addr objects.
+    def _name_addr_flat(self, key: str) -> tuple[str, str, str]:
+        """(display, user, tag) of From or To; empty strings when absent."""
+        vals = self.headers.get(key)
+        if not vals:
+            return _EMPTY3
+        if _name_addr is not None:
+            got = _name_addr(vals[0])
+            if got is not None:
+                return (got[0], got[3] or "", got[6] or "")
+        na = self.from_ if key == "from" else self.to
+        if na is None:
+            return _EMPTY3
+        return (na.display, na.user or "", na.tag)
+
+    @property
+    def from_display(self) -> str:
+        fa = self._fa or self._set_fa()
+        return fa[0]
+
+    @property
+    def from_user(self) -> str:
+        fa = self._fa or self._set_fa()
+        return fa[1]
+
+    @property
+    def from_tag(self) -> str:
+        fa = self._fa or self._set_fa()
+        return fa[2]
+
+    def _set_fa(self) -> tuple[str, str, str]:
+        fa = self._fa = self._name_addr_flat("from")
+        return fa
+
+    @property
+    def to_user(self) -> str:
+        ta = self._ta or self._set_ta()
+        return ta[1]
+
+    @property
+    def to_tag(self) -> str:
+        ta = self._ta or self._set_ta()
+        return ta[2]
+
+    def _set_ta(self) -> tuple[str, str, str]:
+        ta = self._ta = self._name_addr_flat("to")
+        return ta
+
+    @property
+    def ruri_user(self) -> str:
+        """User part of the request-URI ('' without one)."""
+        got = self._ruser
+        if got is None:
+            got = ""
+            if self.ruri:
+                fast = _name_addr(self.ruri) if _name_addr is not None else None
+                if fast is not None and fast[1] == self.ruri:
+                    got = fast[3] or ""
+                else:
+                    uri = self.ruri_uri
+                    got = (uri.user if uri is not None else "") or ""
+            self._ruser = got
+        return got
+
+    @property
+    def top_branch(self) -> str:
+        """branch parameter of the topmost Via ('' without one)."""
+        got = self._branch
+        if got is None:
+            got = ""
+            vals = self.headers.get("via")
+            if vals:
+                fast = _via_branch(vals[0]) if _via_branch is not None else None
+                if fast is not None:
+                    got = fast
+                else:
+                    vias = self.vias
+                    got = (vias[0].branch if vias else "") or ""
+            self._branch = got
+        return got
+
+    @property
+    def auth_user_realm(self) -> tuple[str, str]:
+        """(username, realm) of Authorization (else Proxy-Authorization); ('', '') without."""
+        got = self._auth
+        if got is None:
+            vals = self.headers.get("authorization") or self.headers.get("proxy-authorization")
+            if not vals:
+                got = ("", "")
+            else:
+                fast = _digest_user_realm(vals[0]) if _digest_user_realm is not None else None
+                if fast is not None:
+                    got = fast
+                else:
+                    cred = self.credentials
+                    got = (cred.username or "", cred.realm or "") if cred is not None else ("", "")
+            self._auth = got
+        return got
+
+    @property
+    def has_credentials(self) -> bool:
+        h = self.headers
+        return "authorization" in h or "proxy-authorization" in h
+
     # --- serializer ----------------------------------------------------------------------
     def start_line(self) -> str:
         if self.is_request:
@@ -333,6 +455,14 @@ def parse(data: bytes, _start: int = 0, _anomalies: list[str] | None = None) -> 
         return SipMessage(data if isinstance(data, bytes) else b"", "internal")
 
 
+def parse_pure(data: bytes) -> SipMessage:
+    """parse() without the C fast path: the reference the accelerator is tested against."""
+    try:
+        return _parse(data, 0, [], fast=False)
+    except Exception:
+        return SipMessage(data if isinstance(data, bytes) else b"", "internal")
+
+
 class _Refold(Exception):
     """A continuation line was met: redo the header loop on unfolded lines (rare)."""
 
@@ -351,10 +481,23 @@ def _canon_miss(name: str, anomalies: list[str]) -> str:
     return key
 
 
-def _parse(data: bytes, start: int, anomalies: list[str]) -> SipMessage:
+def _parse(data: bytes, start: int, anomalies: list[str], fast: bool = True) -> SipMessage:
     n = len(data)
     if n == 0:
         return SipMessage(data, "empty")
+    if start == 0 and fast and _parse_head is not None:
+        fast = _parse_head(data)  # the clean common case, in C; None for anything else
+        if fast is not None:
+            msg = SipMessage(data)
+            msg.anomalies = anomalies
+            is_request, method, msg.ruri, msg.version, msg.status, msg.reason, headers, body_at = (
+                fast
+            )
+            msg.is_request = is_request
+            msg.method = method
+            msg.headers = headers
+            dup = sum(map(len, headers.values())) != len(headers)
+            return _check(msg, data, headers, dup, body_at, True)
     if start == 0 and data[0] in _CRLF_BYTES:  # CRLF keep-alives before a message: not junk
         start = n - len(data.lstrip(b"\r\n"))
         if start == n:
@@ -470,7 +613,22 @@ def _parse(data: bytes, start: int, anomalies: list[str]) -> SipMessage:
         del anomalies[mark:]
         headers, dup = _header_dict(_unfold(lines), anomalies)
     msg.headers = headers
+    return _check(msg, data, headers, dup, body_at, terminated)
 
+
+def _check(
+    msg: SipMessage,
+    data: bytes,
+    headers: dict[str, list[str]],
+    dup: bool,
+    body_at: int,
+    terminated: bool,
+) -> SipMessage:
+    """After the header loop: mandatory headers, lengths, CSeq, body and Content-Length."""
+    anomalies = msg.anomalies
+    is_request = msg.is_request
+    method = msg.method
+    n = len(data)
     # --- mandatory headers, singletons, lengths (unrolled: this runs for every message) ----
     vals = headers.get("via")
     if vals is None:

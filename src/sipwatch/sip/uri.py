@@ -7,7 +7,24 @@ IPv6 hosts are stored without their brackets; ``str(uri)`` writes them back.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote
+
+# The usual shape, sip:[user@]host[:port][;params], with nothing that needs the general
+# parser (no escapes, IPv6 zone, URI headers, password, SP/HT, second '@'). Groups: user,
+# IPv6 host (without brackets) or other host, port, params (with its leading ';').
+# headers.py embeds it in its name-addr pattern.
+# Character classes list literals only (no \s): sre then tests each character with a bitmap.
+SIP_URI_FAST = (
+    r"sip:(?:([^@:;?<>\"% \t\[\],]*)@)?(?:\[([0-9A-Fa-f:.]+)\]|([^@:;?<>\"% \t\[\],]+))"
+    r"(?::([0-9]{1,5}))?"
+    r"(;[^@?<>\"% \t\[\],]*)?"
+)
+_URI_FAST = re.compile(SIP_URI_FAST)
+# fast-path URI text -> its groups: request-URIs repeat (every REGISTER of a scan sends the
+# same one), so most lookups skip the regex. Bounded: cleared when full.
+_FAST_CACHE: dict[str, tuple[str | None, str | None, str | None, str | None, str | None]] = {}
+_FAST_CACHE_MAX = 4096
 
 
 class Uri:
@@ -113,8 +130,41 @@ def parse_params(text: str) -> dict[str, str | None]:
     return params
 
 
+def sip_uri(
+    text: str,
+    user: str | None,
+    host6: str | None,
+    host: str | None,
+    port: str | None,
+    params: str | None,
+) -> Uri:
+    """The Uri of a SIP_URI_FAST match (its groups), as the general parser would build it."""
+    return Uri(
+        "sip",
+        user or "",
+        host6 if host is None else host,  # type: ignore[arg-type]
+        None if port is None or int(port) > 65535 else int(port),
+        text,
+        "",
+        parse_params(params) if params is not None else {},
+    )
+
+
 def parse_uri(text: str) -> Uri | None:
     """Parse a URI; None when there is no scheme at all. Never raises."""
+    groups = _FAST_CACHE.get(text)
+    if groups is None:
+        m = _URI_FAST.fullmatch(text)
+        if m is None:
+            return _parse_uri_general(text)
+        groups = m.groups()  # type: ignore[assignment]
+        if len(_FAST_CACHE) >= _FAST_CACHE_MAX:
+            _FAST_CACHE.clear()
+        _FAST_CACHE[text] = groups
+    return sip_uri(text, *groups)
+
+
+def _parse_uri_general(text: str) -> Uri | None:
     scheme, sep, rest = text.partition(":")
     if scheme == "sip" and sep and "[" not in rest and "?" not in rest and "%" not in rest:
         # fast path: sip:user@host[:port][;params] (most of what is seen)

@@ -37,13 +37,8 @@ def message_row(r: Record) -> tuple:
     """The row of one record. Never raises for a SipMessage that honours its contract."""
     m = r.msg
     cseq = m.cseq_num
-    ruri = m.ruri_uri
-    fr = m.from_
-    to = m.to
-    vias = m.vias
-    cred = m.credentials
-    fr_uri = fr.uri if fr is not None else None
-    to_uri = to.uri if to is not None else None
+    user, realm = m.auth_user_realm
+    contact = m.headers.get("contact")  # the canonical key: no name lookup needed
     return (
         r.id,
         r.ts,
@@ -59,19 +54,19 @@ def message_row(r: Record) -> tuple:
         m.status,
         m.reason,
         m.ruri,
-        (ruri.user if ruri is not None else "") or "",
-        (fr_uri.user if fr_uri is not None else "") or "",
-        (fr.tag if fr is not None else "") or "",
-        (to_uri.user if to_uri is not None else "") or "",
-        (to.tag if to is not None else "") or "",
+        m.ruri_user,
+        m.from_user,
+        m.from_tag,
+        m.to_user,
+        m.to_tag,
         m.call_id,
         cseq if cseq is None or -_INT64 <= cseq < _INT64 else None,  # attacker-sized numbers
         m.cseq_method,
-        (vias[0].branch if vias else "") or "",
+        m.top_branch,
         m.user_agent,
-        (cred.username if cred is not None else "") or "",
-        (cred.realm if cred is not None else "") or "",
-        m.get("contact") or "",
+        user,
+        realm,
+        contact[0] if contact else "",
         m.content_type,
         len(m.body),
         ",".join(m.anomalies),

@@ -1,0 +1,17 @@
+"""Build the optional C accelerator; all metadata lives in pyproject.toml.
+
+optional=True: when there is no compiler (or the build fails) the package still installs and
+sipwatch.sip.speedups falls back to the pure-Python parser.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "sipwatch.sip._speedups",
+            ["src/sipwatch/sip/_speedups.c"],
+            optional=True,
+        )
+    ]
+)

@@ -1,0 +1,414 @@
+"""The C fast paths (sipwatch.sip.speedups) give exactly what the Python parser gives.
+
+Differential: whenever a fast function answers (not None), its answer must equal the
+Python parser's, for RFC 4475 torture messages, public capture payloads, the benchmark
+messages and generated ones; for any bytes parse_head must not crash.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sipwatch.sip import speedups
+from sipwatch.sip.digest import parse_digest
+from sipwatch.sip.headers import parse_name_addr, parse_via
+from sipwatch.sip.message import parse, parse_pure
+
+if not speedups.AVAILABLE:
+    print("sipwatch.sip._speedups is not built: C fast-path tests skipped")
+    pytest.skip("C extension sipwatch.sip._speedups not built", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+RFC4475 = ROOT / "tests" / "data" / "rfc4475"
+PCAPS = ROOT / ".." / "shared" / "data" / "pcaps"
+
+FIELDS = (
+    "raw", "error", "is_request", "method", "ruri", "version", "status", "reason", "headers",
+    "body", "anomalies", "cseq_num", "cseq_method", "content_length",
+)  # fmt: skip
+
+# anomalies that parse_head's start line + header loop rule out when it answers
+HEAD_ANOMALIES = {
+    "junk_before_start_line",
+    "invalid_version",
+    "status_out_of_range",
+    "long_method",
+    "long_request_uri",
+    "bad_request_uri",
+    "start_line_whitespace",
+    "header_no_colon",
+    "bad_header_name",
+    "too_many_headers",
+    "header_too_long",
+    "no_end_of_headers",
+}
+
+
+# --- checks ------------------------------------------------------------------------------
+def check_head(data: bytes) -> bool:
+    """parse_head agrees with the pure-Python parser; True when it answered."""
+    got = speedups.parse_head(data)
+    if got is None:
+        return False
+    msg = parse_pure(data)
+    fast = parse(data)  # parse() with the C head: the whole message must come out the same
+    for field in FIELDS:
+        assert getattr(fast, field) == getattr(msg, field), (field, data[:200])
+    is_request, method, ruri, version, status, reason, headers, body_at = got
+    assert msg.error == ""
+    assert (is_request, method, ruri, version, status, reason) == (
+        msg.is_request, msg.method, msg.ruri, msg.version, msg.status, msg.reason,
+    ), data[:200]  # fmt: skip
+    assert headers == msg.headers, data[:200]
+    assert list(headers) == list(msg.headers)  # same order
+    assert data[body_at - 4 : body_at] == b"\r\n\r\n"
+    assert b"\r\n\r\n" not in data[: body_at - 2]
+    assert not HEAD_ANOMALIES & set(msg.anomalies), msg.anomalies
+    return True
+
+
+def check_name_addr(value: str) -> bool:
+    got = speedups.name_addr(value)
+    if got is None:
+        return False
+    na = parse_name_addr(value)
+    assert na is not None and na.uri is not None, value
+    uri = na.uri
+    want = (na.display, na.uri_text, uri.scheme, uri.user, uri.host, uri.port)
+    assert got[:6] == want, value
+    assert got[6] == na.params.get("tag"), value
+    assert (got[6] or "") == na.tag
+    return True
+
+
+def check_via(value: str) -> bool:
+    got = speedups.via_branch(value)
+    if got is None:
+        return False
+    via = parse_via(value)
+    assert via is not None and got == via.branch, value
+    return True
+
+
+def check_digest(value: str) -> bool:
+    got = speedups.digest_user_realm(value)
+    if got is None:
+        return False
+    d = parse_digest(value)
+    assert d is not None and got == (d.username, d.realm), value
+    return True
+
+
+def check_all_fields(data: bytes) -> int:
+    """Check parse_head and every field function on the values of a message."""
+    answered = int(check_head(data))
+    msg = parse(data)
+    for name in ("from", "to", "contact", "route", "record-route", "p-asserted-identity"):
+        for v in msg.headers.get(name, ()):
+            answered += check_name_addr(v)
+    for v in msg.headers.get("via", ()):
+        answered += check_via(v)
+    for name in ("authorization", "proxy-authorization", "www-authenticate"):
+        for v in msg.headers.get(name, ()):
+            answered += check_digest(v)
+    return answered
+
+
+# --- fixed corpora -------------------------------------------------------------------------
+_HEX = re.compile(rb"<hex:([0-9A-Fa-f]*)>")
+_REPEAT = re.compile(rb"<repeat count=([0-9]+)>(.*?)</repeat>", re.S)
+
+
+def load_rfc4475(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if not path.name.endswith(".lf.sip"):
+        raw = raw.replace(b"\n", b"\r\n")
+    raw = _REPEAT.sub(lambda m: m.group(2) * int(m.group(1)), raw)
+    return _HEX.sub(lambda m: bytes.fromhex(m.group(1).decode()), raw)
+
+
+def bench_samples() -> list[bytes]:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from bench_parse import SAMPLES
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return list(SAMPLES.values())
+
+
+def test_bench_messages_take_the_fast_path():
+    for data in bench_samples():
+        assert speedups.parse_head(data) is not None
+        assert check_all_fields(data) >= 5
+
+
+def test_rfc4475_torture_messages():
+    files = sorted(RFC4475.glob("*.sip"))
+    assert len(files) >= 25
+    for path in files:
+        data = load_rfc4475(path)
+        check_all_fields(data)
+        for cut in range(0, len(data), 7):  # truncations must not crash either
+            check_head(data[:cut])
+
+
+def test_public_capture_payloads():
+    from sipwatch.capture.api import read_captures
+
+    if not PCAPS.is_dir():
+        pytest.skip(f"public captures not found at {PCAPS}")
+    seen = answered = 0
+    for rec in read_captures([str(PCAPS)]):
+        payload = rec.raw
+        seen += 1
+        answered += check_head(payload)
+        check_all_fields(payload)
+        if seen >= 20000:
+            break
+    assert seen > 100
+    assert answered > 0
+
+
+def test_mutated_bench_messages():
+    """Seeded random edits of real messages and of their header values (bounded: 3000)."""
+    import random
+
+    rnd = random.Random(4475)
+    seeds = bench_samples()
+    values = [
+        line.partition(b":")[2].strip().decode("latin-1")
+        for data in seeds
+        for line in data.split(b"\r\n")[1:]
+        if b":" in line
+    ]
+    alphabet = b'\r\n :;<>"@\\,=\t\x00\xff\xc3\xa9SIP/2.0sip:tag=branch=a1%[]?'
+
+    def mutate(data: bytes) -> bytes:
+        b = bytearray(data)
+        for _ in range(rnd.randint(1, 6)):
+            i = rnd.randrange(len(b) + 1)
+            op = rnd.randrange(4)
+            if op == 0 and b:
+                del b[i % len(b) : i % len(b) + rnd.randint(1, 5)]
+            elif op == 1:
+                b[i:i] = bytes(rnd.choice(alphabet) for _ in range(rnd.randint(1, 4)))
+            elif op == 2 and b:
+                b[i % len(b)] = rnd.randrange(256)
+            else:
+                del b[i:]
+        return bytes(b)
+
+    answered = 0
+    for _ in range(3000):
+        answered += check_all_fields(mutate(rnd.choice(seeds)))
+        value = mutate(rnd.choice(values).encode("latin-1")).decode("latin-1")
+        answered += check_name_addr(value) + check_via(value) + check_digest(value)
+    assert answered > 1000  # the fast paths were exercised, not just refused
+
+
+def test_many_distinct_header_names_and_mixed_spellings():
+    """Beyond the bounded name cache the results stay the same; compact and long spellings
+    of one header share one list, in order."""
+    for batch in range(4):  # 4 x 250 new names: more than the cache holds
+        names = "".join(f"X-N{batch}-{i}: {i}\r\n" for i in range(250))
+        data = f"OPTIONS sip:a SIP/2.0\r\nv: 1\r\n{names}Via: 2\r\nV : 3\r\n\r\n".encode()
+        assert check_head(data)
+        assert speedups.parse_head(data)[6]["via"] == ["1", "2", "3"]
+
+
+def test_unusual_shapes_fall_back():
+    p = speedups.parse_head
+    ok = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9\r\nCSeq: 1 INVITE\r\n\r\n"
+    assert p(ok) is not None
+    assert p(b"\r\n" + ok) is None  # leading keep-alive CRLF
+    assert p(ok.replace(b"\r\nCSeq", b"\nCSeq")) is None  # bare LF
+    assert p(ok.replace(b"\r\nCSeq", b"\r\n CSeq")) is None  # folding
+    assert p(ok.replace(b"CSeq:", b"CSeq")) is None  # no colon
+    assert p(ok.replace(b"INVITE sip", b"INVITE  sip")) is None  # extra SP
+    assert p(ok.replace(b"SIP/2.0\r\nVia", b"SIP/3.0\r\nVia")) is None
+    assert p(ok[:-2]) is None  # no end of headers
+    many = ok[:-2] + b"X: y\r\n" * 256 + b"\r\n"
+    assert p(many) is None and p(ok[:-2] + b"X: y\r\n" * 254 + b"\r\n") is not None
+    assert p(b"SIP/2.0 200\r\nCSeq: 1 X\r\n\r\n")[5] == ""  # no reason phrase
+    assert p(b"SIP/2.0 099 x\r\n\r\n") is None  # status out of range
+    assert p(bytearray(ok)) is None and p("text") is None  # not bytes
+
+
+def test_field_functions_examples():
+    na = speedups.name_addr
+    assert na('"Bob" <sip:bob@example.com:5070;transport=udp>;tag=a1;x') == (
+        "Bob", "sip:bob@example.com:5070;transport=udp", "sip", "bob", "example.com", 5070, "a1",
+    )  # fmt: skip
+    assert na("sip:100@1.1.1.1") == ("", "sip:100@1.1.1.1", "sip", "100", "1.1.1.1", None, None)
+    assert na("Alice <sip:h>") == ("Alice", "sip:h", "sip", "", "h", None, None)
+    for odd in [
+        "sip:%61@h",
+        "<sip:[::1]>",
+        "tel:+1",
+        "sip:a:pw@h",
+        "sip:a@h;tag=1",
+        '"a\\"b" <sip:h>',
+    ]:
+        assert na(odd) is None, odd
+        check_name_addr(odd)
+    assert speedups.via_branch("SIP/2.0/UDP h:5060;rport;BRANCH=z9hG4bK1") == "z9hG4bK1"
+    assert speedups.via_branch("SIP/2.0/UDP h:5060") == ""
+    assert speedups.via_branch("SIP/2.0/UDP [::1]:5060;branch=1") is None
+    du = speedups.digest_user_realm
+    assert du('Digest username="1001", realm="asterisk", nonce="n"') == ("1001", "asterisk")
+    assert du('Digest username="a,b", realm="r"') is None  # quoted comma: the careful parser
+    assert du("Digest nonce=1") == ("", "")
+
+
+# --- generated ----------------------------------------------------------------------------
+_NAMES = [
+    "Via", "v", "VIA", "From", "f", "To", "t", "Call-ID", "i", "call-id", "CSeq", "Contact", "m",
+    "Content-Length", "l", "Content-Type", "c", "User-Agent", "Authorization", "Max-Forwards",
+    "X-Custom", "Accept", "Route", "Subject", "s", "k", "P-Asserted-Identity", "Expires",
+]  # fmt: skip
+_TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=40)
+_PRINT = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
+_WSP = st.sampled_from(["", " ", "  ", "\t", " \t"])
+_FRAG = st.sampled_from(
+    ["sip:", "@", ":", ";", "<", ">", '"', "\\", " ", "\t", ",", "=", "tag", "branch", "%41",
+     "[::1]", "5060", "99999", "user", "h.example", "\xe9", "\xc3\xa9", "sips:", "TAG=", "?"]
+)  # fmt: skip
+_PIECES = st.lists(st.one_of(_FRAG, _PRINT, _TEXT), max_size=12).map("".join)
+
+
+def pick(draw, usual: list[str], odd: list[str]) -> str:
+    """Mostly a usual (fast-path) choice, sometimes an odd one the C code must refuse."""
+    return draw(st.sampled_from(odd if draw(st.integers(0, 4)) == 0 else usual))
+
+
+@st.composite
+def name_addr_values(draw):
+    disp = pick(
+        draw, ["", '"Bob" ', '"Bob"', "Bob ", '""', "Bob"], ['"\xc3\xa9" ', "\xe9 ", '"a\\"b" ']
+    )
+    user = pick(draw, ["", "100@", "a.b-c@"], ["@", "%41@", "u:p@", "a@b@"])
+    host = pick(draw, ["h", "192.0.2.1", "H.example"], ["[::1]", "h,x", "", "h>"])
+    port = pick(draw, ["", ":5060", ":0"], [":99999", ":123456", ":x", ":"])
+    uparams = pick(draw, ["", ";transport=udp", ";lr", ";a=b;c"], [";a b", ";a?b", "?x=y"])
+    scheme = pick(draw, ["sip:"], ["SIP:", "sips:", "tel:", ""])
+    params = pick(
+        draw,
+        ["", ";tag=1", ";TAG=ab", ";tag", ";tag=a;tag=b", ";x;tag=9", ";", " ;tag=7", ";tag="],
+        [";tag=a b", ';tag="q"', "x", " ;", ";tag=\xe9", ";tag=1,x"],
+    )
+    uri = scheme + user + host + port + uparams
+    angle = draw(st.integers(0, 3)) > 0 or bool(disp)
+    core = f"{disp}<{uri}>{params}" if angle else uri + params
+    return pick(draw, [""], [" ", "\t "]) + core + pick(draw, [""], [" ", "\t"])
+
+
+@st.composite
+def via_values(draw):
+    proto = pick(draw, ["SIP/2.0/"], ["sip/2.0/", "SIP / 2.0 / ", "SIP/2.0"])
+    transport = pick(draw, ["UDP", "tcp", "TLS"], ["", "U1"])
+    sep = pick(draw, [" "], ["  ", "\t", ""])
+    host = pick(draw, ["h", "192.0.2.1", "h.example"], ["[::1]", "a b", "h(c)", ""])
+    port = pick(draw, ["", ":5060"], [":99999", ":123456", ":", ":x"])
+    params = pick(
+        draw,
+        ["", ";branch=z9hG4bK1", ";rport;branch=1", ";Branch", ";", ";branch=a;branch=b"],
+        [';branch="x"', ";branch=1 ", ",SIP/2.0/UDP x", "x", " ;branch=1"],
+    )
+    return proto + transport + sep + host + port + params
+
+
+@st.composite
+def digest_values(draw):
+    scheme = pick(draw, ["Digest ", ""], ["Digest  ", "Basic ", "digest\t"])
+    parts = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["username", "USERNAME", "realm", " realm ", "nonce", "uri", ""]),
+                st.sampled_from(["=", "=", " = ", "", "=="]),
+                st.sampled_from(['"1001"', "1001", '""', '"a,b"', '"a\\"b"', '"x', 'a"b', ""]),
+            ),
+            max_size=5,
+        )
+    )
+    sep = pick(draw, [", ", ","], [" , ", ",,"])
+    return scheme + sep.join(n + e + v for n, e, v in parts)
+
+
+@st.composite
+def messages(draw):
+    if draw(st.booleans()):
+        method = pick(draw, ["INVITE", "REGISTER", "OPTIONS", "FOO", "A%B"], ["x" * 33, "", "A/B"])
+        ruri = pick(
+            draw,
+            ["sip:100@h", "sip:h", "SIP:h", "tel:+1", "1x:y", "sip:a@b?c@d"],
+            ["h", "sip:a?b", "sip:a@b?c", "sip:" + "a" * 300, "sip:\xe9", ":x", "-a:b"],
+        )
+        version = pick(draw, ["SIP/2.0"], ["sip/2.0", "SIP/1.0", "SIP/2.0 "])
+        sp = pick(draw, [" "], ["  ", "\t"])
+        start = f"{method}{sp}{ruri} {version}"
+    else:
+        code = pick(draw, ["200", "401", "100", "699"], ["099", "700", "2000", "20", "2x0"])
+        reason = pick(draw, ["", " OK", " Not Found ", " "], ["\tOK", "  x", "x"])
+        start = pick(draw, ["SIP/2.0 "], ["SIP/2.1 ", "sip/2.0 ", "SIP/2.0  "]) + code + reason
+    lines = [start]
+    for _ in range(draw(st.integers(0, 14))):
+        name = draw(st.sampled_from(_NAMES))
+        if draw(st.integers(0, 39)) == 0:
+            name = draw(_PRINT)
+        if draw(st.integers(0, 9)) == 0:
+            name = name.upper() if draw(st.booleans()) else name.lower()
+        value = draw(st.one_of(_PIECES, name_addr_values(), via_values(), digest_values(), _TEXT))
+        value = value.replace("\r", "").replace("\n", "")  # mostly no bare CR/LF in values
+        if draw(st.integers(0, 39)) == 0:
+            value += draw(st.sampled_from(["\r", "\n", "\r\n", "\r\n ", "\r\r\n"]))
+        before = pick(draw, [""], [" ", "\t", " \t"])
+        after = pick(draw, [" ", ""], ["  ", "\t"])
+        lines.append(name + before + ":" + after + value + pick(draw, [""], [" ", "\t"]))
+    eol = pick(draw, ["\r\n"], ["\n", "\r"])
+    text = eol.join(lines) + "\r\n\r\n" + draw(st.sampled_from(["", "v=0\r\n", "\r\n"]))
+    return text.encode("latin-1")
+
+
+@settings(max_examples=600, deadline=None)
+@given(messages())
+def test_generated_messages(data):
+    check_all_fields(data)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(name_addr_values(), _PIECES))
+def test_generated_name_addrs(value):
+    check_name_addr(value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(via_values(), _PIECES))
+def test_generated_vias(value):
+    check_via(value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(digest_values(), _PIECES))
+def test_generated_digests(value):
+    check_digest(value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=1500))
+def test_any_bytes(data):
+    check_head(data)
+    check_head(b"OPTIONS sip:a@b SIP/2.0\r\n" + data)
+
+
+def test_non_latin1_strings_fall_back():
+    assert speedups.name_addr("\u20ac <sip:h>") is None
+    assert speedups.via_branch("SIP/2.0/UDP h;branch=\u20ac") is None
+    assert speedups.digest_user_realm("Digest username=\u20ac") is None
+    assert speedups.name_addr(b"sip:h") is None  # not a str
