@@ -14,6 +14,7 @@ Two ways in:
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 from collections.abc import Callable, Iterable
@@ -32,6 +33,12 @@ class Action(Protocol):
 
 
 Analyzer = Callable[[Record], object]
+
+# Every record allocates a dozen small containers (message, header dict and lists, row
+# tuple), nearly none of them in cycles: with the default young-generation threshold (700)
+# the collector runs every ~50 records and costs ~12% of a bulk run. run() raises it while it
+# runs (cycles are still collected, only less often) and restores it afterwards.
+_GC_GEN0 = 50_000
 
 
 @dataclass(slots=True)
@@ -62,6 +69,15 @@ class Pipeline:
         self, records: Iterable[Record], on_batch: Callable[[int], object] | None = None
     ) -> None:
         """Analyse every record from ``records`` and hand them to the actions in batches."""
+        threshold = gc.get_threshold()
+        if 0 < threshold[0] < _GC_GEN0:
+            gc.set_threshold(_GC_GEN0, *threshold[1:])
+        try:
+            self._run(records, on_batch)
+        finally:
+            gc.set_threshold(*threshold)
+
+    def _run(self, records: Iterable[Record], on_batch: Callable[[int], object] | None) -> None:
         analyzers = self.analyzers
         batch: list[Record] = []
         append = batch.append

@@ -43,6 +43,9 @@ _UA_RE = re.compile(
     )
 )
 _UA_NAMES = list(UA_TOOLS)
+# User-Agent -> tool: the same few strings repeat in nearly every message of a campaign
+_ua_cache: dict[str, str] = {}
+_UA_CACHE_MAX = 4096
 
 # svcrack's first REGISTER of every try carries this fixed tag (sipvicious 0.3.x)
 SVCRACK_FIXED_TAG = "3206210844"
@@ -84,10 +87,14 @@ def from_user_agent(user_agent: str) -> str:
     """Tool name for a User-Agent (or Server) header value; "" when none is known."""
     if not user_agent:
         return ""
-    m = _UA_RE.search(user_agent.lower())
-    if not m or m.lastgroup is None:
-        return ""
-    return _UA_NAMES[int(m.lastgroup[1:])]
+    tool = _ua_cache.get(user_agent)
+    if tool is None:
+        m = _UA_RE.search(user_agent.lower())
+        tool = _UA_NAMES[int(m.lastgroup[1:])] if m and m.lastgroup is not None else ""
+        if len(_ua_cache) >= _UA_CACHE_MAX:  # bounded: attackers can send endless new strings
+            _ua_cache.clear()
+        _ua_cache[user_agent] = tool
+    return tool
 
 
 def fingerprint(

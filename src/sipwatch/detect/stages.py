@@ -95,21 +95,26 @@ class StageLabeler:
     def label(self, record: Record) -> Record:
         """Fill record.stage, tool, tool_data, fuzz, number*, request_id; return the record."""
         msg = record.msg
-        record.fuzz = (bool(msg.error) and msg.error not in BENIGN_ERRORS) or any(
-            a not in BENIGN_ANOMALIES for a in msg.anomalies
+        stats = self.stats
+        error = msg.error
+        anomalies = msg.anomalies
+        fuzz = (bool(error) and error not in BENIGN_ERRORS) or (
+            bool(anomalies) and not BENIGN_ANOMALIES.issuperset(anomalies)
         )
-        if record.fuzz:
-            self.stats.fuzz += 1
+        record.fuzz = fuzz
+        if fuzz:
+            stats.fuzz += 1
         if msg.is_request:
             self._label_request(record, msg)
         elif msg.status:
             self._label_response(record, msg)
-        if record.stage:
-            self.stats.labelled[record.stage] += 1
+        stage = record.stage
+        if stage:
+            stats.labelled[stage] += 1
         else:
-            self.stats.unlabelled += 1
+            stats.unlabelled += 1
         if record.tool:
-            self.stats.tools += 1
+            stats.tools += 1
         return record
 
     def label_all(self, records: Iterable[Record]) -> Iterator[Record]:
@@ -120,11 +125,10 @@ class StageLabeler:
     # --- requests ----------------------------------------------------------------------------
     def _label_request(self, record: Record, msg: SipMessage) -> None:
         method = msg.method.upper()
-        to_user = msg.to_user
-        ruri_user = msg.ruri_user
-        tag = msg.from_tag
-        fp = fingerprint(tag, msg.user_agent, msg.from_display, to_user)
-        _set_tool(record, fp)
+        ruri_user, display, _, tag, to_user, _, _, user_agent, _, _ = msg.flat()
+        fp = fingerprint(tag, user_agent, display, to_user)
+        if fp is not None:
+            record.tool, record.tool_data = fp
         has_credentials = msg.has_credentials
         target_user = ruri_user or to_user
         if method == "REGISTER":
@@ -200,17 +204,15 @@ class StageLabeler:
         if key is None:
             return
         seen = _Seen(record.id, record.stage, record.tool, record.tool_data, number)
-        keys = [key]
-        if method == "INVITE":
-            keys.append(_invite_key(record, msg))
-        for k in keys:
-            if k in self._requests:
+        requests = self._requests
+        for k in (key, _invite_key(record, msg)) if method == "INVITE" else (key,):
+            if k in requests:
                 # a retransmission: responses still answer the first copy
-                self._requests.move_to_end(k)
+                requests.move_to_end(k)
                 continue
-            self._requests[k] = seen
-            if len(self._requests) > self.config.max_requests:
-                self._requests.popitem(last=False)
+            requests[k] = seen
+            if len(requests) > self.config.max_requests:
+                requests.popitem(last=False)
                 self.stats.request_evictions += 1
 
     # --- responses ---------------------------------------------------------------------------
@@ -267,9 +269,12 @@ def _set_tool(record: Record, fp: Fingerprint | None) -> None:
 
 def _request_key(client: str, msg: SipMessage) -> tuple | None:
     """Transaction key: client address, Call-ID, CSeq number and method, top Via branch."""
-    if not msg.call_id or msg.cseq_num is None:
+    vals = msg.headers.get("call-id")  # msg.call_id without the property call
+    call_id = vals[0] if vals else ""
+    cseq_num = msg.cseq_num
+    if not call_id or cseq_num is None:
         return None
-    return (client, msg.call_id, msg.cseq_num, msg.cseq_method.upper(), msg.top_branch)
+    return (client, call_id, cseq_num, msg.cseq_method.upper(), msg.top_branch)
 
 
 def _invite_key(record: Record, msg: SipMessage) -> tuple:

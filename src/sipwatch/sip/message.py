@@ -143,11 +143,7 @@ class SipMessage:
         "_cred",
         "_chal",
         "_ruri",
-        "_fa",
-        "_ta",
-        "_branch",
-        "_auth",
-        "_ruser",
+        "_flat",
     )
 
     raw: bytes
@@ -188,12 +184,8 @@ class SipMessage:
         self._cred: Any = _MISSING
         self._chal: Any = _MISSING
         self._ruri: Any = _MISSING
-        # flat fields for store rows and labels (C fast path when built); None until read
-        self._fa: tuple[str, str, str] | None = None
-        self._ta: tuple[str, str, str] | None = None
-        self._branch: str | None = None
-        self._auth: tuple[str, str] | None = None
-        self._ruser: str | None = None
+        # flat fields for store rows and labels (see flat()); None until read
+        self._flat: tuple[str, ...] | None = None
 
     def __repr__(self) -> str:
         if self.error and not (self.method or self.status):
@@ -224,11 +216,6 @@ class SipMessage:
     def call_id(self) -> str:
         vals = self.headers.get("call-id")
         return vals[0] if vals else ""
-
-    @property
-    def user_agent(self) -> str:
-        vals = self.headers.get("user-agent") or self.headers.get("server")
-        return text(vals[0]) if vals else ""
 
     @property
     def content_type(self) -> str:
@@ -307,7 +294,30 @@ class SipMessage:
 
     # --- flat fields: what a store row and the labeller read for every message --------------
     # Same values as the structured fields above (the tests hold them to it), computed by the
-    # C fast path for the usual shapes without building URI/name-addr objects.
+    # C fast path for the usual shapes without building URI/name-addr objects. All of them are
+    # computed together on first use and cached as one tuple (one slot, one cache check).
+    def flat(self) -> tuple[str, str, str, str, str, str, str, str, str, str]:
+        """(ruri_user, from_display, from_user, from_tag, to_user, to_tag, top_branch,
+        user_agent, auth_user, auth_realm), computed once and cached."""
+        got = self._flat
+        if got is None:
+            h = self.headers
+            fd, fu, ft = self._name_addr_flat("from")
+            _, tu, tt = self._name_addr_flat("to")
+            vals = h.get("user-agent") or h.get("server")
+            got = self._flat = (
+                self._ruri_user(),
+                fd,
+                fu,
+                ft,
+                tu,
+                tt,
+                self._top_branch(),
+                text(vals[0]) if vals else "",
+                *self._auth_user_realm(),
+            )
+        return got
+
     def _name_addr_flat(self, key: str) -> tuple[str, str, str]:
         """(display, user, tag) of From or To; empty strings when absent."""
         vals = self.headers.get(key)
@@ -322,89 +332,77 @@ class SipMessage:
             return _EMPTY3
         return (na.display, na.user or "", na.tag)
 
-    @property
-    def from_display(self) -> str:
-        fa = self._fa or self._set_fa()
-        return fa[0]
+    def _ruri_user(self) -> str:
+        ruri = self.ruri
+        if not ruri:
+            return ""
+        fast = _name_addr(ruri) if _name_addr is not None else None
+        if fast is not None and fast[1] == ruri:
+            return fast[3] or ""
+        uri = self.ruri_uri
+        return (uri.user if uri is not None else "") or ""
 
-    @property
-    def from_user(self) -> str:
-        fa = self._fa or self._set_fa()
-        return fa[1]
+    def _top_branch(self) -> str:
+        vals = self.headers.get("via")
+        if not vals:
+            return ""
+        fast = _via_branch(vals[0]) if _via_branch is not None else None
+        if fast is not None:
+            return fast
+        vias = self.vias
+        return (vias[0].branch if vias else "") or ""
 
-    @property
-    def from_tag(self) -> str:
-        fa = self._fa or self._set_fa()
-        return fa[2]
-
-    def _set_fa(self) -> tuple[str, str, str]:
-        fa = self._fa = self._name_addr_flat("from")
-        return fa
-
-    @property
-    def to_user(self) -> str:
-        ta = self._ta or self._set_ta()
-        return ta[1]
-
-    @property
-    def to_tag(self) -> str:
-        ta = self._ta or self._set_ta()
-        return ta[2]
-
-    def _set_ta(self) -> tuple[str, str, str]:
-        ta = self._ta = self._name_addr_flat("to")
-        return ta
+    def _auth_user_realm(self) -> tuple[str, str]:
+        h = self.headers
+        vals = h.get("authorization") or h.get("proxy-authorization")
+        if not vals:
+            return ("", "")
+        fast = _digest_user_realm(vals[0]) if _digest_user_realm is not None else None
+        if fast is not None:
+            return fast
+        cred = self.credentials
+        return (cred.username or "", cred.realm or "") if cred is not None else ("", "")
 
     @property
     def ruri_user(self) -> str:
         """User part of the request-URI ('' without one)."""
-        got = self._ruser
-        if got is None:
-            got = ""
-            if self.ruri:
-                fast = _name_addr(self.ruri) if _name_addr is not None else None
-                if fast is not None and fast[1] == self.ruri:
-                    got = fast[3] or ""
-                else:
-                    uri = self.ruri_uri
-                    got = (uri.user if uri is not None else "") or ""
-            self._ruser = got
-        return got
+        return (self._flat or self.flat())[0]
+
+    @property
+    def from_display(self) -> str:
+        return (self._flat or self.flat())[1]
+
+    @property
+    def from_user(self) -> str:
+        return (self._flat or self.flat())[2]
+
+    @property
+    def from_tag(self) -> str:
+        return (self._flat or self.flat())[3]
+
+    @property
+    def to_user(self) -> str:
+        return (self._flat or self.flat())[4]
+
+    @property
+    def to_tag(self) -> str:
+        return (self._flat or self.flat())[5]
 
     @property
     def top_branch(self) -> str:
         """branch parameter of the topmost Via ('' without one)."""
-        got = self._branch
-        if got is None:
-            got = ""
-            vals = self.headers.get("via")
-            if vals:
-                fast = _via_branch(vals[0]) if _via_branch is not None else None
-                if fast is not None:
-                    got = fast
-                else:
-                    vias = self.vias
-                    got = (vias[0].branch if vias else "") or ""
-            self._branch = got
-        return got
+        return (self._flat or self.flat())[6]
+
+    @property
+    def user_agent(self) -> str:
+        """User-Agent, else Server ('' without either)."""
+        return (self._flat or self.flat())[7]
 
     @property
     def auth_user_realm(self) -> tuple[str, str]:
         """(username, realm) of Authorization (else Proxy-Authorization); ('', '') without."""
-        got = self._auth
-        if got is None:
-            vals = self.headers.get("authorization") or self.headers.get("proxy-authorization")
-            if not vals:
-                got = ("", "")
-            else:
-                fast = _digest_user_realm(vals[0]) if _digest_user_realm is not None else None
-                if fast is not None:
-                    got = fast
-                else:
-                    cred = self.credentials
-                    got = (cred.username or "", cred.realm or "") if cred is not None else ("", "")
-            self._auth = got
-        return got
+        f = self._flat or self.flat()
+        return (f[8], f[9])
 
     @property
     def has_credentials(self) -> bool:

@@ -37,12 +37,16 @@ def message_row(r: Record) -> tuple:
     """The row of one record. Never raises for a SipMessage that honours its contract."""
     m = r.msg
     cseq = m.cseq_num
-    user, realm = m.auth_user_realm
-    contact = m.headers.get("contact")  # the canonical key: no name lookup needed
+    ruri_user, _, from_user, from_tag, to_user, to_tag, branch, ua, user, realm = m.flat()
+    h = m.headers
+    contact = h.get("contact")  # the canonical key: no name lookup needed
+    call_id = h.get("call-id")
+    ctype = h.get("content-type")
+    ts = r.ts
     return (
         r.id,
-        r.ts,
-        day_of(r.ts),
+        ts,
+        day_of(ts),
         r.transport,
         r.src,
         r.sport,
@@ -54,20 +58,20 @@ def message_row(r: Record) -> tuple:
         m.status,
         m.reason,
         m.ruri,
-        m.ruri_user,
-        m.from_user,
-        m.from_tag,
-        m.to_user,
-        m.to_tag,
-        m.call_id,
+        ruri_user,
+        from_user,
+        from_tag,
+        to_user,
+        to_tag,
+        call_id[0] if call_id else "",
         cseq if cseq is None or -_INT64 <= cseq < _INT64 else None,  # attacker-sized numbers
         m.cseq_method,
-        m.top_branch,
-        m.user_agent,
+        branch,
+        ua,
         user,
         realm,
         contact[0] if contact else "",
-        m.content_type,
+        ctype[0] if ctype else "",
         len(m.body),
         ",".join(m.anomalies),
         m.error,
