@@ -46,7 +46,7 @@ class StoreAction:
         self.store.add(batch)
 
     def close(self) -> None:
-        self.store.flush()
+        self.store.end_bulk_load()  # the writer process ends here, before the summary
 
 
 def _region(region: str | None) -> str | None:

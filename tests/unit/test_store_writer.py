@@ -33,6 +33,12 @@ def test_background_writes_what_inline_writes(tmp_path: Path) -> None:
         assert s.counters["inserted"] == len(records)
         assert s.counters["duplicates"] == len(records)
         assert s.query("SELECT COUNT(*) FROM messages") == [(len(records),)]
+        proc = s._writer._proc
+        s.end_bulk_load()  # the writer process ends; later rows are written inline
+        assert s._writer is None and not proc.is_alive()
+        s.add(records[:1])
+        s.flush()
+        assert s.counters["duplicates"] == len(records) + 1
     assert dump(inline) == dump(background)
 
 

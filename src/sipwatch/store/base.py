@@ -46,6 +46,10 @@ class Store(abc.ABC):
     def flush(self) -> int:
         """Write everything queued; returns how many rows were inserted."""
 
+    def end_bulk_load(self) -> None:
+        """Write everything queued and release bulk-load helpers (e.g. a writer process)."""
+        self.flush()
+
     @abc.abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run a read query (SQLite '?' placeholders) and return all rows."""

@@ -104,14 +104,3 @@ def fallback_row(r: Record, why: str) -> tuple:
         str(r.number_country), int(r.request_id or 0), str(r.sensor), str(r.node),
         str(r.tunnel), str(r.vlan), bytes(r.raw),
     )  # fmt: skip
-
-
-def clean_text(row: tuple) -> tuple:
-    """Make every str in a row encodable as UTF-8 (lone surrogates become U+FFFD).
-
-    Used only when a batch failed to encode, so the normal path pays nothing for it.
-    """
-    return tuple(
-        v.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if isinstance(v, str) else v
-        for v in row
-    )

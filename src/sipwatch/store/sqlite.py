@@ -151,6 +151,15 @@ class SqliteStore(Store):
             self._count(in_flight, inserted, batches)
         return inserted
 
+    def end_bulk_load(self) -> None:
+        self.flush()
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            try:
+                writer.stop()
+            except WriterError as exc:
+                raise StoreError(str(exc)) from None
+
     def start_ingest(self, sources: Sequence[str]) -> int:
         self.flush()
         cur = self._conn.execute(

@@ -13,7 +13,17 @@ import sqlite3
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from sipwatch.store.rows import clean_text
+
+
+def clean_text(row: tuple) -> tuple:
+    """Make every str in a row encodable as UTF-8 (lone surrogates become U+FFFD).
+
+    Used only when a batch failed to encode, so the normal path pays nothing for it.
+    """
+    return tuple(
+        v.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if isinstance(v, str) else v
+        for v in row
+    )
 
 
 def insert_rows(conn: sqlite3.Connection, insert_sql: str, rows: list[tuple]) -> int:
@@ -70,10 +80,12 @@ class WriterError(Exception):
 
 
 class WriterProcess:
-    """A child process that inserts the row batches it is sent (Linux: fork, cheap to start)."""
+    """A child process that inserts the row batches it is sent."""
 
     def __init__(self, path: Path, insert_sql: str) -> None:
-        ctx = multiprocessing.get_context("fork")
+        # spawn: a fresh interpreter that imports only this module (sqlite3), not a copy of the
+        # parser's memory; and safe with the progress bar's thread running
+        ctx = multiprocessing.get_context("spawn")
         self._pipe, child_end = ctx.Pipe()
         self._proc = ctx.Process(
             target=_child, args=(str(path), insert_sql, child_end), name="sipwatch-writer"
