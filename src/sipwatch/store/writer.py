@@ -14,7 +14,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 
-
 def clean_text(row: tuple) -> tuple:
     """Make every str in a row encodable as UTF-8 (lone surrogates become U+FFFD).
 
