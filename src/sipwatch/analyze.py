@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -114,6 +116,10 @@ def run_analyze(
     except CaptureError as exc:
         store.close()
         raise AnalyzeError(str(exc)) from None
+    except (StoreError, sqlite3.Error) as exc:  # e.g. disk full: say so, keep what was written
+        with contextlib.suppress(Exception):
+            store.close()
+        raise AnalyzeError(f"trace store {db}: {exc}") from None
     except KeyboardInterrupt:
         pipe.close()  # keep what was read: flush it before leaving
         store.close()

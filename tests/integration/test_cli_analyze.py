@@ -173,6 +173,10 @@ def test_errors_a_user_can_cause(tmp_path: Path) -> None:
     assert "105" in msg and "802.11" in msg
 
     assert "format" in one_error_line(sipwatch("report", "--db", str(db), "-f", "xml"))
+    cap = tmp_path / "a.pcap"
+    cap.write_bytes(attack_capture())
+    bad_region = sipwatch("analyze", str(cap), "--db", str(db), "--region", "XX")
+    assert "unknown region" in one_error_line(bad_region)
     assert "nowhere.sqlite" in one_error_line(
         sipwatch("report", "--db", str(tmp_path / "nowhere.sqlite"))
     )
