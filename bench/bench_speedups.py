@@ -2,8 +2,9 @@
 
     python bench/bench_speedups.py [--seconds 1.0]
 
-parse_head vs parse() for each benchmark message, then the store-row fields (From/To
-name-addr, top Via branch, digest username/realm) vs the Python field parsers.
+parse_head (start line, header dict and message._check in C) vs parse_pure() for each
+benchmark message, then the store-row fields (From/To name-addr, top Via branch, digest
+username/realm, all of flat() at once) vs the Python field parsers.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from bench_parse import SAMPLES, rate  # noqa: E402
 from sipwatch.sip import speedups  # noqa: E402
 from sipwatch.sip.digest import parse_digest  # noqa: E402
 from sipwatch.sip.headers import parse_name_addr, parse_via  # noqa: E402
-from sipwatch.sip.message import parse  # noqa: E402
+from sipwatch.sip.message import parse, parse_pure  # noqa: E402
 
 
 def python_name_addr(value: str) -> tuple:
     na = parse_name_addr(value)
     uri = na.uri
     return (na.display, na.uri_text, uri.scheme, uri.user, uri.host, uri.port, na.tag)
+
+
+def _flat_py(msg) -> tuple:
+    return msg._flat_py()
 
 
 def main() -> None:
@@ -34,11 +39,13 @@ def main() -> None:
     if not speedups.AVAILABLE:
         sys.exit("sipwatch.sip._speedups is not built (pip install -e . with a C compiler)")
     sec = args.seconds
-    print(f"{'parse_head vs parse()':34s} {'C/s':>12s} {'Python/s':>12s} {'C us':>7s} {'x':>6s}")
+    print(
+        f"{'parse_head vs parse_pure()':34s} {'C/s':>12s} {'Python/s':>12s} {'C us':>7s} {'x':>6s}"
+    )
     for name, data in SAMPLES.items():
         assert speedups.parse_head(data) is not None, name
         c = rate(lambda d=data: speedups.parse_head(d), sec)
-        py = rate(lambda d=data: parse(d), sec)
+        py = rate(lambda d=data: parse_pure(d), sec)
         nhdr = data[: data.find(b"\r\n\r\n")].count(b"\r\n")
         label = f"{name} ({nhdr} headers)"
         print(f"{label:34s} {c:12,.0f} {py:12,.0f} {1e6 / c:7.2f} {c / py:6.1f}")
@@ -55,6 +62,7 @@ def main() -> None:
             lambda v: (lambda d: (d.username, d.realm))(parse_digest(v)),
             msg.get("authorization"),
         ),
+        ("flat() all at once", lambda m: speedups.flat(m.headers, m.ruri), _flat_py, msg),
     ]
     print(
         f"\n{'field (register_digest)':34s} {'C/s':>12s} {'Python/s':>12s} {'C us':>7s} {'x':>6s}"

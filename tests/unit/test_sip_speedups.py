@@ -59,8 +59,15 @@ def check_head(data: bytes) -> bool:
     fast = parse(data)  # parse() with the C head: the whole message must come out the same
     for field in FIELDS:
         assert getattr(fast, field) == getattr(msg, field), (field, data[:200])
-    is_request, method, ruri, version, status, reason, headers, body_at = got
+    (is_request, method, ruri, version, status, reason, headers, body_at, found, cseq_num,
+     cseq_method, content_length, body) = got  # fmt: skip
     assert msg.error == ""
+    if found is not None:  # C did message._check as well
+        assert (found, cseq_num, cseq_method, content_length, body) == (
+            msg.anomalies, msg.cseq_num, msg.cseq_method, msg.content_length, msg.body,
+        ), data[:200]  # fmt: skip
+    else:
+        assert (cseq_num, cseq_method, content_length, body) == (None,) * 4
     assert (is_request, method, ruri, version, status, reason) == (
         msg.is_request, msg.method, msg.ruri, msg.version, msg.status, msg.reason,
     ), data[:200]  # fmt: skip
@@ -108,6 +115,10 @@ def check_all_fields(data: bytes) -> int:
     """Check parse_head and every field function on the values of a message."""
     answered = int(check_head(data))
     msg = parse(data)
+    got = speedups.flat(msg.headers, msg.ruri)
+    if got is not None:  # the all-in-one flat(): same as the field-by-field Python one
+        assert got == msg._flat_py() == msg.flat(), data[:200]
+        answered += 1
     for name in ("from", "to", "contact", "route", "record-route", "p-asserted-identity"):
         for v in msg.headers.get(name, ()):
             answered += check_name_addr(v)
@@ -272,6 +283,7 @@ _NAMES = [
     "Via", "v", "VIA", "From", "f", "To", "t", "Call-ID", "i", "call-id", "CSeq", "Contact", "m",
     "Content-Length", "l", "Content-Type", "c", "User-Agent", "Authorization", "Max-Forwards",
     "X-Custom", "Accept", "Route", "Subject", "s", "k", "P-Asserted-Identity", "Expires",
+    "Server", "Proxy-Authorization",
 ]  # fmt: skip
 _TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=40)
 _PRINT = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
@@ -341,6 +353,33 @@ def digest_values(draw):
     return scheme + sep.join(n + e + v for n, e, v in parts)
 
 
+# CSeq, Content-Length and body shapes message._check tells apart (all of them the C check
+# must either get exactly right or refuse)
+_NUMS = ["1", "0", "007", "2147483647", "2147483648", "4294967295", "9999999999", "12345678901"]
+_ODD_NUMS = ["-1", "-", "1x", "\xb2", "+1", "", "1.5", "-99999999999"]
+_SPACES = [" ", "  ", "\t", "\x0b", "\xa0", "\x85", "\x1c", "\r", ""]
+_CMETHODS = ["INVITE", "REGISTER", "OPTIONS", "FOO", "invite", "INVITE x", "", "\xe9", " "]
+_CONTENT_LENGTH = st.sampled_from(
+    ["{L}", "{L}", "{L+1}", "{L-1}", "0", "", "x", "\xb2", "-1", "1" * 19, "9" * 19, "1" * 20,
+     "0" * 25, "{L} ", "{L}x"]
+)  # fmt: skip
+_BODIES = [
+    "", "", "v=0\r\n", "\r\n", "\r\n\r\n", " \t", "x", "v=0\r\no=- 1 1 IN IP4 h\r\n",
+    "ab\r\nINVITE sip:a SIP/2.0\r\n\r\n", "SIP/2.0 200 OK\r\n\r\n", "\x00", "\xe9" * 3,
+    "y" * 65537, "z" * 65536 + "\r\n",
+]  # fmt: skip
+_ODD_VALUES = st.sampled_from(
+    ["a" * 257, "a" * 1025, '"a', '"a\\"', '"a\\" b"', '"a" "b', '\\"', '""', '"' * 3,
+     '"x" <sip:a@h>;tag="', "sip:" + "a" * 300, "SIP/2.0/UDP " + "h" * 1100]
+)  # fmt: skip
+
+
+@st.composite
+def cseq_values(draw):
+    num = pick(draw, _NUMS, _ODD_NUMS)
+    return num + draw(st.sampled_from(_SPACES)) + draw(st.sampled_from(_CMETHODS))
+
+
 @st.composite
 def messages(draw):
     if draw(st.booleans()):
@@ -364,7 +403,17 @@ def messages(draw):
             name = draw(_PRINT)
         if draw(st.integers(0, 9)) == 0:
             name = name.upper() if draw(st.booleans()) else name.lower()
-        value = draw(st.one_of(_PIECES, name_addr_values(), via_values(), digest_values(), _TEXT))
+        low = name.lower()
+        if low == "cseq" and draw(st.integers(0, 3)):
+            value = draw(cseq_values())
+        elif low in ("content-length", "l") and draw(st.integers(0, 3)):
+            value = draw(_CONTENT_LENGTH)
+        else:
+            value = draw(
+                st.one_of(
+                    _PIECES, name_addr_values(), via_values(), digest_values(), _TEXT, _ODD_VALUES
+                )
+            )
         value = value.replace("\r", "").replace("\n", "")  # mostly no bare CR/LF in values
         if draw(st.integers(0, 39)) == 0:
             value += draw(st.sampled_from(["\r", "\n", "\r\n", "\r\n ", "\r\r\n"]))
@@ -372,7 +421,10 @@ def messages(draw):
         after = pick(draw, [" ", ""], ["  ", "\t"])
         lines.append(name + before + ":" + after + value + pick(draw, [""], [" ", "\t"]))
     eol = pick(draw, ["\r\n"], ["\n", "\r"])
-    text = eol.join(lines) + "\r\n\r\n" + draw(st.sampled_from(["", "v=0\r\n", "\r\n"]))
+    body = draw(st.sampled_from(_BODIES))
+    for mark, delta in (("{L}", 0), ("{L+1}", 1), ("{L-1}", -1)):  # lengths near the body's
+        lines = [line.replace(mark, str(len(body) + delta)) for line in lines]
+    text = eol.join(lines) + "\r\n\r\n" + body
     return text.encode("latin-1")
 
 
@@ -412,3 +464,58 @@ def test_non_latin1_strings_fall_back():
     assert speedups.via_branch("SIP/2.0/UDP h;branch=\u20ac") is None
     assert speedups.digest_user_realm("Digest username=\u20ac") is None
     assert speedups.name_addr(b"sip:h") is None  # not a str
+
+
+def test_check_results_and_fall_backs():
+    """parse_head also gives message._check's results, or None for the shapes it leaves."""
+    head = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\n"
+    head += b"Call-ID: c1\r\n"
+    cases = {
+        b"CSeq: 7 INVITE\r\nContent-Length: 3\r\n\r\nabc": ([], 7, "INVITE", 3, b"abc"),
+        b"CSeq: 2147483648 BYE\r\nl: 5\r\n\r\nabc": (
+            ["cseq_too_large", "cseq_method_mismatch", "content_length_mismatch"],
+            2147483648, "BYE", 5, b"abc",
+        ),
+        b"CSeq: 1\r\nContent-Length: x\r\n\r\n": (["cseq_invalid", "content_length_invalid"],
+                                                   None, "", None, b""),
+        b"CSeq: 1 INVITE\r\n\r\nv=0\r\n": (["content_length_missing"], 1, "INVITE", None,
+                                          b"v=0\r\n"),
+        b"CSeq: 1 INVITE\r\nl: 1\r\n\r\na\r\n \t": ([], 1, "INVITE", 1, b"a"),
+    }  # fmt: skip
+    for tail, want in cases.items():
+        got = speedups.parse_head(head + tail)
+        assert got is not None and got[8:] == want, tail
+        assert check_head(head + tail)
+    for tail in [
+        b"CSeq: -1 INVITE\r\n\r\n",  # negative: _cseq_odd
+        b"CSeq: 12345678901 INVITE\r\n\r\n",  # more than 10 digits
+        b"CSeq: 1 INVITE\r\nl: 0\r\n\r\nOPTIONS sip:a SIP/2.0\r\n\r\n",  # looks_like_sip decides
+    ]:
+        got = speedups.parse_head(head + tail)
+        assert got is not None and got[8:] == (None,) * 5, tail
+        assert check_head(head + tail)
+    assert parse(head + tail).anomalies == ["multiple_messages"]
+
+
+def test_flat_examples():
+    flat = speedups.flat
+    assert flat({}, "") == ("",) * 10
+    h = {
+        "from": ['"Bob" <sip:100@h>;tag=a'],
+        "to": ["sip:200@h"],
+        "via": ["SIP/2.0/UDP h;branch=z9b"],
+        "user-agent": [],  # empty: Server is used, as `h.get("user-agent") or h.get("server")`
+        "server": ["\xc3\xa9"],
+        "proxy-authorization": ['Digest username="u", realm="r"'],
+    }
+    want = ("300", "Bob", "100", "a", "200", "", "z9b", "\xe9", "u", "r")
+    assert flat(h, "sip:300@h") == want
+    for odd_h, odd_ruri in [
+        ({"from": ["<tel:1>"]}, ""),  # the Python field parsers decide
+        ({"via": ["SIP/2.0/UDP [::1]"]}, ""),
+        ({"user-agent": ["\u20ac"]}, ""),
+        ({"via": "not a list"}, ""),
+        ({}, "sip:a@h;x?y"),
+    ]:
+        assert flat(odd_h, odd_ruri) is None, (odd_h, odd_ruri)
+    assert flat([], "") is None and flat({}, 1) is None

@@ -18,12 +18,19 @@
 #define MAX_LINE 8192    /* message.MAX_LINE */
 #define MAX_METHOD 32    /* message.MAX_METHOD */
 #define MAX_RURI 256     /* message.MAX_RURI */
+#define MAX_BODY 65536   /* message.MAX_BODY */
+#define MAX_CALL_ID 256  /* message.MAX_CALL_ID */
+#define MAX_FROM 256     /* message.MAX_FROM */
+#define MAX_TO 256       /* message.MAX_TO */
+#define MAX_VIA 1024     /* message.MAX_VIA */
+#define MAX_CONTACT 256  /* message.MAX_CONTACT */
 
 /* ---------------------------------------------------------------- character classes */
 static unsigned char is_token[256];   /* message._TOKEN */
 static unsigned char uri_c1[256];     /* SIP_URI_FAST user/host: not @:;?<>"% SP HT [ ] , */
 static unsigned char uri_c2[256];     /* SIP_URI_FAST params: c1 plus ':' and ';' */
 static unsigned char via_host[256];   /* Via host: not SP HT ; : [ ] ( ) " , */
+static unsigned char py_space[256];   /* str.isspace() of the latin-1 character (str.split) */
 
 static void init_tables(void)
 {
@@ -40,6 +47,11 @@ static void init_tables(void)
     uri_c2[':'] = uri_c2[';'] = 1;
     for (const char *p = " \t;:[]()\","; *p; p++)
         via_host[(unsigned char)*p] = 0;
+    for (int c = 0x09; c <= 0x0d; c++)
+        py_space[c] = 1;
+    for (int c = 0x1c; c <= 0x20; c++)
+        py_space[c] = 1;
+    py_space[0x85] = py_space[0xa0] = 1;
 }
 
 static inline int is_ws(unsigned char c) { return c == ' ' || c == '\t'; }
@@ -210,6 +222,271 @@ static PyObject *new_dict(Py_ssize_t size)
     (void)size;
     return PyDict_New();
 }
+
+/* ---------------------------------------------------------------- check (message._check) */
+enum {
+    A_MISSING_VIA, A_LONG_VIA, A_MISSING_FROM, A_LONG_FROM, A_UNBALANCED_QUOTES, A_MISSING_TO,
+    A_LONG_TO, A_MISSING_CALL_ID, A_LONG_CALL_ID, A_LONG_CONTACT, A_DUPLICATE_HEADER,
+    A_MISSING_CSEQ, A_CSEQ_INVALID, A_CSEQ_TOO_LARGE, A_CSEQ_METHOD_MISMATCH,
+    A_CONTENT_LENGTH_MISSING, A_CONTENT_LENGTH_INVALID, A_CONTENT_LENGTH_MISMATCH,
+    A_BODY_TOO_LARGE, A_COUNT
+};
+static const char *const anomaly_names[A_COUNT] = {
+    "missing_via", "long_via", "missing_from", "long_from", "unbalanced_quotes", "missing_to",
+    "long_to", "missing_call_id", "long_call_id", "long_contact", "duplicate_header",
+    "missing_cseq", "cseq_invalid", "cseq_too_large", "cseq_method_mismatch",
+    "content_length_missing", "content_length_invalid", "content_length_mismatch",
+    "body_too_large",
+};
+static PyObject *anomaly_str[A_COUNT]; /* interned codes */
+enum {
+    K_VIA, K_FROM, K_TO, K_CALL_ID, K_CSEQ, K_CONTACT, K_CONTENT_LENGTH, K_USER_AGENT, K_SERVER,
+    K_AUTHORIZATION, K_PROXY_AUTHORIZATION, K_COUNT
+};
+static const char *const key_names[K_COUNT] = {
+    "via", "from", "to", "call-id", "cseq", "contact", "content-length", "user-agent", "server",
+    "authorization", "proxy-authorization",
+};
+static PyObject *key_str[K_COUNT]; /* interned canonical header keys */
+
+static const unsigned char *ucs1(PyObject *s, Py_ssize_t *n);
+
+/* message._odd_quotes */
+static int odd_quotes(const unsigned char *p, Py_ssize_t n)
+{
+    int quoted = 0, escaped = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (escaped)
+            escaped = 0;
+        else if (quoted && p[i] == '\\')
+            escaped = 1;
+        else if (p[i] == '"')
+            quoted = !quoted;
+    }
+    return quoted;
+}
+
+/* value.count('"') & 1 and _odd_quotes(value) */
+static int unbalanced(const unsigned char *p, Py_ssize_t n)
+{
+    Py_ssize_t q = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        q += p[i] == '"';
+    return (q & 1) && odd_quotes(p, n);
+}
+
+/* 1 when every byte of p[0:n] is in the set `chars` (as bytes.strip(chars) == b""). */
+static int only_of(const unsigned char *p, Py_ssize_t n, const char *chars)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (strchr(chars, p[i]) == NULL || p[i] == 0)
+            return 0;
+    return 1;
+}
+
+typedef struct {
+    unsigned char codes[A_COUNT]; /* anomaly codes in the order found */
+    int ncodes;
+    int has_cseq, has_cl;
+    long long cseq_num;
+    Py_ssize_t cm_a, cm_b;          /* CSeq method: offsets into cseq_v */
+    const unsigned char *cseq_v;    /* CSeq value's latin-1 bytes */
+    unsigned long long cl;          /* Content-Length */
+    Py_ssize_t body_a, body_b;      /* body: offsets into the message */
+} check_result;
+
+/* The first str of a header's value list: 1 with its bytes, 0 absent, -1 unusual/error
+ * (*err set when an exception is pending). */
+static int first_value(PyObject *headers, int k, PyObject **lst, const unsigned char **p,
+                       Py_ssize_t *n, int *err)
+{
+    *lst = PyDict_GetItemWithError(headers, key_str[k]);
+    if (*lst == NULL) {
+        *err = PyErr_Occurred() != NULL;
+        return *err ? -1 : 0;
+    }
+    if (!PyList_Check(*lst) || PyList_GET_SIZE(*lst) < 1)
+        return -1;
+    *p = ucs1(PyList_GET_ITEM(*lst, 0), n);
+    return *p == NULL ? -1 : 1;
+}
+
+/* Any str of the list longer than max (-1: not all str). */
+static int any_longer(PyObject *lst, Py_ssize_t max)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lst); i++) {
+        PyObject *v = PyList_GET_ITEM(lst, i);
+        if (!PyUnicode_Check(v))
+            return -1;
+        if (PyUnicode_GET_LENGTH(v) > max)
+            return 1;
+    }
+    return 0;
+}
+
+#define ADD(code) (r->codes[r->ncodes++] = (unsigned char)(code))
+
+/* message._check for a message parse_head accepted (terminated, no earlier anomaly): 1 when
+ * *r holds its results, 0 when the Python code must decide (unusual CSeq number, bytes
+ * after the body, ...), -1 on an exception. m: the request method (m_len 0: a response). */
+static int check(PyObject *headers, const unsigned char *d, Py_ssize_t n, Py_ssize_t body_at,
+                 const unsigned char *m, Py_ssize_t m_len, int is_request, check_result *r)
+{
+    PyObject *lst;
+    const unsigned char *v;
+    Py_ssize_t vn;
+    int err = 0, got, dup = 0;
+    memset(r, 0, sizeof(*r));
+
+    got = first_value(headers, K_VIA, &lst, &v, &vn, &err);
+    if (got < 0)
+        return err ? -1 : 0;
+    if (got == 0) {
+        ADD(A_MISSING_VIA);
+    } else {
+        int lg = any_longer(lst, MAX_VIA);
+        if (lg < 0)
+            return 0;
+        if (lg)
+            ADD(A_LONG_VIA);
+    }
+    got = first_value(headers, K_FROM, &lst, &v, &vn, &err);
+    if (got < 0)
+        return err ? -1 : 0;
+    if (got == 0) {
+        ADD(A_MISSING_FROM);
+    } else {
+        if (vn > MAX_FROM)
+            ADD(A_LONG_FROM);
+        if (unbalanced(v, vn))
+            ADD(A_UNBALANCED_QUOTES);
+    }
+    int from_quotes = r->ncodes > 0 && r->codes[r->ncodes - 1] == A_UNBALANCED_QUOTES;
+    got = first_value(headers, K_TO, &lst, &v, &vn, &err);
+    if (got < 0)
+        return err ? -1 : 0;
+    if (got == 0) {
+        ADD(A_MISSING_TO);
+    } else {
+        if (vn > MAX_TO)
+            ADD(A_LONG_TO);
+        if (!from_quotes && unbalanced(v, vn))
+            ADD(A_UNBALANCED_QUOTES);
+    }
+    got = first_value(headers, K_CALL_ID, &lst, &v, &vn, &err);
+    if (got < 0)
+        return err ? -1 : 0;
+    if (got == 0)
+        ADD(A_MISSING_CALL_ID);
+    else if (vn > MAX_CALL_ID)
+        ADD(A_LONG_CALL_ID);
+    got = first_value(headers, K_CONTACT, &lst, &v, &vn, &err);
+    if (got < 0)
+        return err ? -1 : 0;
+    if (got == 1) {
+        int lg = any_longer(lst, MAX_CONTACT);
+        if (lg < 0)
+            return 0;
+        if (lg)
+            ADD(A_LONG_CONTACT);
+    }
+    static const int singletons[] = {K_CALL_ID, K_CSEQ, K_FROM, K_TO, K_CONTENT_LENGTH};
+    for (size_t i = 0; i < sizeof(singletons) / sizeof(singletons[0]); i++) {
+        lst = PyDict_GetItemWithError(headers, key_str[singletons[i]]);
+        if (lst == NULL && PyErr_Occurred())
+            return -1;
+        if (lst != NULL && PyList_Check(lst) && PyList_GET_SIZE(lst) > 1)
+            dup = 1;
+    }
+    if (dup)
+        ADD(A_DUPLICATE_HEADER);
+
+    /* CSeq: vals[0].split() must give "number method" */
+    got = first_value(headers, K_CSEQ, &lst, &v, &vn, &err);
+    if (got < 0)
+        return err ? -1 : 0;
+    if (got == 0) {
+        ADD(A_MISSING_CSEQ);
+    } else {
+        Py_ssize_t i = 0, a0, a1, b0, b1;
+        while (i < vn && py_space[v[i]])
+            i++;
+        a0 = i;
+        while (i < vn && !py_space[v[i]])
+            i++;
+        a1 = i;
+        while (i < vn && py_space[v[i]])
+            i++;
+        b0 = i;
+        while (i < vn && !py_space[v[i]])
+            i++;
+        b1 = i;
+        while (i < vn && py_space[v[i]])
+            i++;
+        if (a1 == a0 || b1 == b0 || i < vn) {
+            ADD(A_CSEQ_INVALID);
+        } else {
+            if (a1 - a0 > 10)
+                return 0; /* _cseq_odd */
+            long long num = 0;
+            for (Py_ssize_t k = a0; k < a1; k++) {
+                if (v[k] < '0' || v[k] > '9')
+                    return 0; /* negative or not a number: _cseq_odd */
+                num = num * 10 + (v[k] - '0');
+            }
+            r->has_cseq = 1;
+            r->cseq_num = num;
+            r->cseq_v = v;
+            r->cm_a = b0;
+            r->cm_b = b1;
+            if (num >= 0x80000000LL)
+                ADD(A_CSEQ_TOO_LARGE);
+            if (is_request && (b1 - b0 != m_len || memcmp(v + b0, m, (size_t)m_len) != 0))
+                ADD(A_CSEQ_METHOD_MISMATCH);
+        }
+    }
+
+    /* body and Content-Length */
+    Py_ssize_t blen = n - body_at;
+    r->body_a = body_at;
+    r->body_b = n;
+    got = first_value(headers, K_CONTENT_LENGTH, &lst, &v, &vn, &err);
+    if (got < 0)
+        return err ? -1 : 0;
+    if (got == 0) {
+        if (!only_of(d + body_at, blen, "\r\n"))
+            ADD(A_CONTENT_LENGTH_MISSING);
+    } else {
+        int digits = vn > 0 && vn < 20;
+        unsigned long long cl = 0;
+        for (Py_ssize_t k = 0; digits && k < vn; k++) {
+            if (v[k] < '0' || v[k] > '9')
+                digits = 0;
+            else
+                cl = cl * 10 + (unsigned long long)(v[k] - '0'); /* < 10**19 fits */
+        }
+        if (!digits) {
+            ADD(A_CONTENT_LENGTH_INVALID);
+        } else {
+            r->has_cl = 1;
+            r->cl = cl;
+            if (cl < (unsigned long long)blen) {
+                Py_ssize_t end = body_at + (Py_ssize_t)cl;
+                if (!only_of(d + end, n - end, "\r\n\t "))
+                    return 0; /* another message or a mismatch: looks_like_sip decides */
+                r->body_b = end;
+            } else if (cl > (unsigned long long)blen) {
+                ADD(A_CONTENT_LENGTH_MISMATCH);
+            }
+        }
+    }
+    if (r->body_b - r->body_a > MAX_BODY) {
+        ADD(A_BODY_TOO_LARGE);
+        r->body_b = r->body_a + MAX_BODY;
+    }
+    return 1;
+}
+#undef ADD
 
 typedef struct {
     Py_ssize_t at, name_len, v0, v1;
@@ -390,14 +667,43 @@ static PyObject *parse_head(PyObject *self, PyObject *arg)
     st = PyLong_FromLong(status);
     PyObject *bat = PyLong_FromSsize_t(body_at);
     PyObject *out = NULL;
-    if (method && ruri && reason && st && bat)
-        out = PyTuple_Pack(8, is_request ? Py_True : Py_False, method, ruri, s_version, st,
-                           reason, headers, bat);
+    /* message._check's results, or None x5 when the Python code must run it */
+    PyObject *anoms = NULL, *cnum = NULL, *cmeth = NULL, *clen = NULL, *body = NULL;
+    check_result cr;
+    int ok = method && ruri && reason && st && bat;
+    int got = ok ? check(headers, d, n, body_at, d, m_len, is_request, &cr) : -1;
+    if (got == 1) {
+        anoms = PyList_New(cr.ncodes);
+        for (int i = 0; anoms != NULL && i < cr.ncodes; i++) {
+            Py_INCREF(anomaly_str[cr.codes[i]]);
+            PyList_SET_ITEM(anoms, i, anomaly_str[cr.codes[i]]);
+        }
+        cnum = cr.has_cseq ? PyLong_FromLongLong(cr.cseq_num) : (Py_INCREF(Py_None), Py_None);
+        cmeth = cr.has_cseq ? cached_str(&method_cache, cr.cseq_v + cr.cm_a, cr.cm_b - cr.cm_a)
+                            : (Py_INCREF(s_empty), s_empty);
+        clen = cr.has_cl ? PyLong_FromUnsignedLongLong(cr.cl) : (Py_INCREF(Py_None), Py_None);
+        body = PyBytes_FromStringAndSize((const char *)d + cr.body_a, cr.body_b - cr.body_a);
+        ok = anoms && cnum && cmeth && clen && body;
+    } else if (got == 0) {
+        anoms = cnum = cmeth = clen = body = Py_None;
+        for (int i = 0; i < 5; i++)
+            Py_INCREF(Py_None);
+    } else {
+        ok = 0;
+    }
+    if (ok)
+        out = PyTuple_Pack(13, is_request ? Py_True : Py_False, method, ruri, s_version, st,
+                           reason, headers, bat, anoms, cnum, cmeth, clen, body);
     Py_XDECREF(method);
     Py_XDECREF(ruri);
     Py_XDECREF(reason);
     Py_XDECREF(st);
     Py_XDECREF(bat);
+    Py_XDECREF(anoms);
+    Py_XDECREF(cnum);
+    Py_XDECREF(cmeth);
+    Py_XDECREF(clen);
+    Py_XDECREF(body);
     Py_DECREF(headers);
     return out;
 
@@ -757,6 +1063,141 @@ static PyObject *digest_user_realm(PyObject *self, PyObject *arg)
     return out;
 }
 
+/* ---------------------------------------------------------------- flat */
+/* Borrowed first value of headers[k1] (else headers[k2] when k2 >= 0), as `h.get(k1) or
+ * h.get(k2)`; NULL with *err 0 when absent (or an empty list), *err 1 on an exception. */
+static PyObject *first_of(PyObject *headers, int k1, int k2, int *err)
+{
+    *err = 0;
+    for (int k = k1;; k = k2) {
+        PyObject *lst = PyDict_GetItemWithError(headers, key_str[k]);
+        if (lst == NULL && PyErr_Occurred()) {
+            *err = 1;
+            return NULL;
+        }
+        if (lst != NULL && !PyList_Check(lst)) {
+            *err = 2; /* not a list: the Python code */
+            return NULL;
+        }
+        if (lst != NULL && PyList_GET_SIZE(lst) > 0)
+            return PyList_GET_ITEM(lst, 0);
+        if (k == k2 || k2 < 0)
+            return NULL;
+    }
+}
+
+/* flat(headers, ruri) -> SipMessage.flat()'s 10 strs, or None when any part needs the
+ * Python field parsers. Composes name_addr, via_branch and digest_user_realm. */
+static PyObject *flat(PyObject *self, PyObject *args)
+{
+    PyObject *headers, *ruri;
+    if (!PyArg_UnpackTuple(args, "flat", 2, 2, &headers, &ruri))
+        return NULL;
+    if (!PyDict_Check(headers) || !PyUnicode_Check(ruri))
+        Py_RETURN_NONE;
+    PyObject *f[10] = {NULL};
+    PyObject *na[2] = {NULL, NULL}, *ru = NULL, *dg = NULL, *out = NULL;
+    int err = 0;
+    /* request-URI user: name_addr(ruri) when it reads the whole value as its URI */
+    if (PyUnicode_GET_LENGTH(ruri) == 0) {
+        f[0] = s_empty;
+    } else {
+        ru = name_addr(self, ruri);
+        if (ru == NULL)
+            goto done;
+        if (ru == Py_None)
+            goto none;
+        int same = PyUnicode_Compare(PyTuple_GET_ITEM(ru, 1), ruri);
+        if (same == -1 && PyErr_Occurred())
+            goto done;
+        if (same != 0)
+            goto none;
+        f[0] = PyTuple_GET_ITEM(ru, 3);
+    }
+    for (int w = 0; w < 2; w++) { /* From, To: (display, user, tag) */
+        PyObject *v = first_of(headers, w ? K_TO : K_FROM, -1, &err);
+        if (err)
+            goto fail_or_none;
+        PyObject **slot = w ? f + 3 : f;
+        if (v == NULL) {
+            if (!w)
+                slot[1] = s_empty;
+            slot[w ? 1 : 2] = s_empty;
+            slot[w ? 2 : 3] = s_empty;
+            continue;
+        }
+        na[w] = name_addr(self, v);
+        if (na[w] == NULL)
+            goto done;
+        if (na[w] == Py_None)
+            goto none;
+        PyObject *tag = PyTuple_GET_ITEM(na[w], 6);
+        if (!w)
+            f[1] = PyTuple_GET_ITEM(na[w], 0);
+        slot[w ? 1 : 2] = PyTuple_GET_ITEM(na[w], 3);
+        slot[w ? 2 : 3] = tag == Py_None ? s_empty : tag;
+    }
+    /* f: 0 ruri_user, 1 from_display, 2 from_user, 3 from_tag, 4 to_user, 5 to_tag */
+    PyObject *v = first_of(headers, K_VIA, -1, &err);
+    if (err)
+        goto fail_or_none;
+    if (v == NULL) {
+        f[6] = s_empty;
+        Py_INCREF(s_empty);
+    } else {
+        f[6] = via_branch(self, v); /* new reference */
+        if (f[6] == NULL)
+            goto done;
+        if (f[6] == Py_None)
+            goto none;
+    }
+    v = first_of(headers, K_USER_AGENT, K_SERVER, &err);
+    if (err)
+        goto fail_or_none;
+    if (v == NULL) {
+        f[7] = s_empty;
+        Py_INCREF(s_empty);
+    } else {
+        Py_ssize_t un;
+        const unsigned char *up = ucs1(v, &un);
+        if (up == NULL)
+            goto none;
+        f[7] = people_text(up, un); /* new reference */
+        if (f[7] == NULL)
+            goto done;
+    }
+    v = first_of(headers, K_AUTHORIZATION, K_PROXY_AUTHORIZATION, &err);
+    if (err)
+        goto fail_or_none;
+    if (v == NULL) {
+        f[8] = f[9] = s_empty;
+    } else {
+        dg = digest_user_realm(self, v);
+        if (dg == NULL)
+            goto done;
+        if (dg == Py_None)
+            goto none;
+        f[8] = PyTuple_GET_ITEM(dg, 0);
+        f[9] = PyTuple_GET_ITEM(dg, 1);
+    }
+    out = PyTuple_Pack(10, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]);
+    goto done;
+fail_or_none:
+    if (err == 1)
+        goto done;
+none:
+    out = Py_None;
+    Py_INCREF(out);
+done:
+    Py_XDECREF(f[6]);
+    Py_XDECREF(f[7]);
+    Py_XDECREF(ru);
+    Py_XDECREF(na[0]);
+    Py_XDECREF(na[1]);
+    Py_XDECREF(dg);
+    return out;
+}
+
 /* ---------------------------------------------------------------- set_compact */
 static PyObject *set_compact(PyObject *self, PyObject *arg)
 {
@@ -768,7 +1209,7 @@ static PyObject *set_compact(PyObject *self, PyObject *arg)
     PyObject *k, *val;
     Py_ssize_t it = 0;
     while (PyDict_Next(arg, &it, &k, &val)) {
-        Py_ssize_t kn, vn;
+        Py_ssize_t kn = 0, vn = 0;
         const unsigned char *kp = ucs1(k, &kn), *vp = ucs1(val, &vn);
         if (kp == NULL || vp == NULL || kn != 1 || kp[0] < 'a' || kp[0] > 'z')
             continue;
@@ -785,12 +1226,16 @@ static PyObject *set_compact(PyObject *self, PyObject *arg)
 static PyMethodDef methods[] = {
     {"parse_head", parse_head, METH_O,
      "parse_head(data: bytes) -> (is_request, method, ruri, version, status, reason, headers,"
-     " body_at) | None: the start line and header dict of a clean message."},
+     " body_at, anomalies, cseq_num, cseq_method, content_length, body) | None: a clean"
+     " message's start line, header dict and message._check results (the last five None"
+     " when _check must run)."},
     {"name_addr", name_addr, METH_O,
      "name_addr(value: str) -> (display, uri_text, scheme, user, host, port, tag) | None"},
     {"via_branch", via_branch, METH_O, "via_branch(value: str) -> str | None"},
     {"digest_user_realm", digest_user_realm, METH_O,
      "digest_user_realm(value: str) -> (username, realm) | None"},
+    {"flat", flat, METH_VARARGS,
+     "flat(headers: dict, ruri: str) -> SipMessage.flat()'s 10 strs | None"},
     {"set_compact", set_compact, METH_O, "set_compact(COMPACT): compact header names to use"},
     {NULL, NULL, 0, NULL},
 };
@@ -808,5 +1253,11 @@ PyMODINIT_FUNC PyInit__speedups(void)
     s_sip = PyUnicode_InternFromString("sip");
     if (s_version == NULL || s_empty == NULL || s_sip == NULL)
         return NULL;
+    for (int i = 0; i < A_COUNT; i++)
+        if ((anomaly_str[i] = PyUnicode_InternFromString(anomaly_names[i])) == NULL)
+            return NULL;
+    for (int i = 0; i < K_COUNT; i++)
+        if ((key_str[i] = PyUnicode_InternFromString(key_names[i])) == NULL)
+            return NULL;
     return PyModule_Create(&module);
 }

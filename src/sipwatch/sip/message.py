@@ -64,6 +64,7 @@ from sipwatch.sip.digest import Digest, parse_digest
 from sipwatch.sip.headers import NameAddr, Via, parse_name_addr, parse_via, split_commas
 from sipwatch.sip.names import COMPACT, NOT_LIST, display
 from sipwatch.sip.speedups import digest_user_realm as _digest_user_realm
+from sipwatch.sip.speedups import flat as _flat
 from sipwatch.sip.speedups import name_addr as _name_addr
 from sipwatch.sip.speedups import parse_head as _parse_head
 from sipwatch.sip.speedups import via_branch as _via_branch
@@ -85,6 +86,7 @@ MAX_CONTACT = 256
 _NAME_CACHE_MAX = 2048
 _MISSING: Any = object()
 _EMPTY3 = ("", "", "")
+_new = object.__new__
 
 # A SIP start line anywhere (junk resync) and at the very start (looks_like_sip).
 _START_ANY = re.compile(
@@ -301,22 +303,28 @@ class SipMessage:
         user_agent, auth_user, auth_realm), computed once and cached."""
         got = self._flat
         if got is None:
-            h = self.headers
-            fd, fu, ft = self._name_addr_flat("from")
-            _, tu, tt = self._name_addr_flat("to")
-            vals = h.get("user-agent") or h.get("server")
-            got = self._flat = (
-                self._ruri_user(),
-                fd,
-                fu,
-                ft,
-                tu,
-                tt,
-                self._top_branch(),
-                text(vals[0]) if vals else "",
-                *self._auth_user_realm(),
-            )
+            if _flat is not None:
+                got = _flat(self.headers, self.ruri)  # all of it in one C call, usually
+            got = self._flat = got or self._flat_py()
         return got
+
+    def _flat_py(self) -> tuple[str, str, str, str, str, str, str, str, str, str]:
+        """flat() without the all-in-one C call (the reference it is tested against)."""
+        h = self.headers
+        fd, fu, ft = self._name_addr_flat("from")
+        _, tu, tt = self._name_addr_flat("to")
+        vals = h.get("user-agent") or h.get("server")
+        return (
+            self._ruri_user(),
+            fd,
+            fu,
+            ft,
+            tu,
+            tt,
+            self._top_branch(),
+            text(vals[0]) if vals else "",
+            *self._auth_user_realm(),
+        )
 
     def _name_addr_flat(self, key: str) -> tuple[str, str, str]:
         """(display, user, tag) of From or To; empty strings when absent."""
@@ -486,13 +494,36 @@ def _parse(data: bytes, start: int, anomalies: list[str], fast: bool = True) -> 
     if start == 0 and fast and _parse_head is not None:
         fast = _parse_head(data)  # the clean common case, in C; None for anything else
         if fast is not None:
+            (is_request, method, ruri, version, status, reason, headers, body_at, found, cseq_num,
+             cseq_method, content_length, body) = fast  # fmt: skip
+            if found is not None and not anomalies:  # C did _check too: fill every slot once
+                msg = _new(SipMessage)
+                msg.raw = data
+                msg.error = ""
+                msg.is_request = is_request
+                msg.method = method
+                msg.ruri = ruri
+                msg.version = version
+                msg.status = status
+                msg.reason = reason
+                msg.headers = headers
+                msg.anomalies = found
+                msg.cseq_num = cseq_num
+                msg.cseq_method = cseq_method
+                msg.content_length = content_length
+                msg.body = body
+                msg._from = msg._to = msg._contacts = msg._vias = _MISSING
+                msg._cred = msg._chal = msg._ruri = _MISSING
+                msg._flat = None
+                return msg
             msg = SipMessage(data)
             msg.anomalies = anomalies
-            is_request, method, msg.ruri, msg.version, msg.status, msg.reason, headers, body_at = (
-                fast
-            )
             msg.is_request = is_request
             msg.method = method
+            msg.ruri = ruri
+            msg.version = version
+            msg.status = status
+            msg.reason = reason
             msg.headers = headers
             dup = sum(map(len, headers.values())) != len(headers)
             return _check(msg, data, headers, dup, body_at, True)

@@ -7,7 +7,7 @@ it). ``AVAILABLE`` is False when the extension was not built (no compiler at ins
 or SIPWATCH_NO_SPEEDUPS is set; the functions are then None.
 
 - parse_head(data: bytes) -> (is_request, method, ruri, version, status, reason, headers,
-  body_at) | None. Non-None only for a message whose start line and header loop add no
+  body_at, ...) | None (the rest: see below). Non-None only for a message whose start line and header loop add no
   anomaly and no error in message._parse: no leading CR/LF, CRLF line ends only, a CRLFCRLF,
   no folding, every header line "token[SP/HT]: value", at most MAX_HEADERS lines of at most
   MAX_LINE characters, "METHOD SP URI SP SIP/2.0" (token method of at most MAX_METHOD,
@@ -18,6 +18,13 @@ or SIPWATCH_NO_SPEEDUPS is set; the functions are then None.
   .params.get("tag") (None when absent or without a value; .tag is ``tag or ""``).
 - via_branch(value: str) -> str | None: parse_via(value).branch for one via-parm.
 - digest_user_realm(value: str) -> (username, realm) | None: parse_digest(value)'s fields.
+- flat(headers: dict, ruri: str) -> 10-tuple | None: SipMessage.flat() from the four above
+  in one call (None when any of them would say None).
+
+parse_head's result also carries message._check's results for the message: (...,
+body_at, anomalies, cseq_num, cseq_method, content_length, body), the last five None when
+the shape needs the Python code (a CSeq number that is not 1..10 ASCII digits, bytes after
+the body that are not whitespace, a non-str value).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ parse_head: Callable[[bytes], tuple | None] | None = None
 name_addr: Callable[[str], tuple | None] | None = None
 via_branch: Callable[[str], str | None] | None = None
 digest_user_realm: Callable[[str], tuple[str, str] | None] | None = None
+flat: Callable[[dict, str], tuple | None] | None = None
 
 _ext: Any = None
 if not os.environ.get("SIPWATCH_NO_SPEEDUPS"):
@@ -47,5 +55,6 @@ if _ext is not None:
     name_addr = _ext.name_addr
     via_branch = _ext.via_branch
     digest_user_realm = _ext.digest_user_realm
+    flat = _ext.flat
 
-__all__ = ["AVAILABLE", "parse_head", "name_addr", "via_branch", "digest_user_realm"]
+__all__ = ["AVAILABLE", "parse_head", "name_addr", "via_branch", "digest_user_realm", "flat"]
