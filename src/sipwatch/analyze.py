@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -12,9 +13,11 @@ from dataclasses import dataclass, field
 
 from sipwatch.capture.api import read_captures
 from sipwatch.capture.errors import CaptureError
+from sipwatch.capture.sources import expand
 from sipwatch.capture.stats import CaptureStats
 from sipwatch.detect.stages import LabelerConfig, StageLabeler
 from sipwatch.pipeline import Pipeline, PipelineStats
+from sipwatch.progress import input_size
 from sipwatch.record import Record
 from sipwatch.store.base import Store, StoreError, open_store
 
@@ -62,6 +65,55 @@ def _region(region: str | None) -> str | None:
     return code
 
 
+PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
+
+
+def _workers(sources: list[str], requested: int | None) -> int:
+    if requested is not None:
+        if requested < 1:
+            raise AnalyzeError("--workers must be 1 or more")
+        if requested > 1 and "-" in sources:
+            raise AnalyzeError("standard input can be read by one worker only: use --workers 1")
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cores or 1) < 2 or "-" in sources:
+        return 1
+    size = input_size(sources)
+    return 2 if size is not None and size >= PARALLEL_MIN_BYTES else 1
+
+
+def _run_parallel(
+    n_workers: int,
+    job: dict,
+    store: Store,
+    started: float,
+    on_progress: Callable[[int, int, int], object] | None,
+    on_warning: Callable[[str], object] | None,
+) -> AnalyzeResult:
+    from sipwatch.workers import WorkerError, run_workers
+
+    run_id = store.start_ingest(job["sources"])
+    store.flush()
+    try:
+        capture, pipeline, stages, inserted, duplicates = run_workers(n_workers, job, on_progress)
+    except WorkerError as exc:
+        store.close()
+        raise AnalyzeError(str(exc)) from None
+    except KeyboardInterrupt:
+        store.close()
+        raise
+    for message in capture.warnings:
+        if on_warning is not None:
+            on_warning(message)
+    result = AnalyzeResult(
+        db=job["db"], sources=job["sources"], capture=capture, pipeline=pipeline,
+        inserted=inserted, duplicates=duplicates, stages=stages, store=store,
+    )  # fmt: skip
+    store.finish_ingest(run_id, messages=pipeline.records, inserted=inserted)
+    result.elapsed = time.monotonic() - started
+    return result
+
+
 def run_analyze(
     sources: list[str],
     db: str,
@@ -71,13 +123,26 @@ def run_analyze(
     region: str | None = None,
     on_progress: Callable[[int, int, int], object] | None = None,
     on_warning: Callable[[str], object] | None = None,
+    workers: int | None = None,
 ) -> AnalyzeResult:
     """Read every SIP message in ``sources`` into the store at ``db`` and return the counts.
 
+    ``workers``: analysis processes (None: one per core for large files, else one).
     The returned result holds the open store (for the summary); the caller closes it.
     """
     started = time.monotonic()
-    labeler = StageLabeler(LabelerConfig(default_region=_region(region)))
+    region = _region(region)
+    labeler = StageLabeler(LabelerConfig(default_region=region))
+    n_workers = _workers(sources, workers)
+    if n_workers > 1:
+        try:
+            expand(sources)  # every input exists and is a capture; the workers open them
+            store = open_store(db)
+        except (CaptureError, StoreError) as exc:
+            raise AnalyzeError(str(exc)) from None
+        job = {"sources": list(sources), "bpf": bpf, "sensor": sensor, "node": node,
+               "region": region, "db": db}  # fmt: skip
+        return _run_parallel(n_workers, job, store, started, on_progress, on_warning)
     stats = CaptureStats()
     make_record = Record.from_bytes
     if sensor or node:

@@ -51,6 +51,10 @@ def analyze(
         str | None,
         typer.Option(help="country of the observed network (e.g. DE): classifies national numbers"),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="analysis processes (default: one per core for captures over 64 MB)"),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Read captures, store every SIP message with its attack stage, print a summary."""
@@ -67,6 +71,7 @@ def analyze(
                 sensor=sensor,
                 node=node,
                 region=region,
+                workers=workers,
                 on_progress=progress.update,
                 on_warning=lambda msg: err.print(f"[yellow]warning:[/] {msg}", highlight=False),
             )

@@ -225,3 +225,38 @@ def test_c_accelerator_and_pure_python_store_the_same(tmp_path: Path) -> None:
         dumps.append(rows(db, "SELECT * FROM messages ORDER BY ts, id"))
     assert len(dumps[0]) == 20000
     assert dumps[0] == dumps[1]
+
+
+def test_two_workers_store_what_one_stores(tmp_path: Path) -> None:
+    """Workers split the clients between them; the store ends up the same, labels included."""
+    cap = tmp_path / "mix.pcap"
+    gen = Path(__file__).resolve().parents[2] / "bench" / "gen_capture.py"
+    made = subprocess.run(
+        [sys.executable, str(gen), "--packets", "20000", "--seed", "7", "--out", str(cap)],
+        capture_output=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr.decode()
+    dumps = []
+    for workers in ("1", "2"):
+        db = tmp_path / f"w{workers}.sqlite"
+        proc = sipwatch("analyze", str(cap), "--db", str(db), "--workers", workers, "-q")
+        assert proc.returncode == 0, proc.stderr.decode()
+        out = proc.stdout.decode()
+        assert "20,000" in next(x for x in out.splitlines() if "SIP messages" in x)
+        dumps.append(rows(db, "SELECT * FROM messages ORDER BY ts, id"))
+    assert len(dumps[0]) == 20000
+    assert dumps[0] == dumps[1]
+    assert {r[31] for r in dumps[1]} >= {"SS", "ES", "RHJ", "TF"}  # stage column
+
+
+def test_worker_errors_are_one_line(tmp_path: Path) -> None:
+    cap = tmp_path / "a.pcap"
+    cap.write_bytes(attack_capture())
+    db = tmp_path / "t.sqlite"
+    bad = sipwatch(
+        "analyze", str(cap), "--db", str(db), "--workers", "2", "--filter", "udp port port"
+    )
+    assert "filter" in one_error_line(bad).lower()
+    stdin = sipwatch("analyze", "-", "--db", str(db), "--workers", "2", stdin=b"")
+    assert "standard input" in one_error_line(stdin)

@@ -98,7 +98,8 @@ def _join(outer: str, inner: str) -> str:
 class PacketDecoder:
     """Decode the frames of one capture into Records (in packet order).
 
-    `make_record` defaults to ``Record.from_bytes``; benchmarks pass a cheaper factory with the
+    `make_record` defaults to ``Record.from_bytes``; it may return None to skip a message (a
+    partitioned run keeps only its share). Benchmarks pass a cheaper factory with the
     same signature to time decoding alone.
     """
 
@@ -192,7 +193,9 @@ class PacketDecoder:
                                 and payload[0] != 10
                             ):
                                 n_sip += 1
-                                append(make(payload, ts, "udp", src, sport, dst, dport))
+                                rec = make(payload, ts, "udp", src, sport, dst, dport)
+                                if rec is not None:  # None: a partitioned run's other share
+                                    append(rec)
                             else:
                                 udp(ts, src, sport, dst, dport, payload, "", "", True)
                         elif sport in sip_ports or dport in sip_ports:
@@ -352,14 +355,14 @@ class PacketDecoder:
             stats.unparsable += 1
             msgs = [payload]
         stats.sip_messages += len(msgs)
-        if tunnel or vlan:
-            for m in msgs:
-                self.out.append(
-                    make(m, ts, "udp", src, sport, dst, dport, tunnel=tunnel, vlan=vlan)
-                )
-        else:
-            for m in msgs:
-                self.out.append(make(m, ts, "udp", src, sport, dst, dport))
+        out = self.out
+        for m in msgs:
+            if tunnel or vlan:
+                rec = make(m, ts, "udp", src, sport, dst, dport, tunnel=tunnel, vlan=vlan)
+            else:
+                rec = make(m, ts, "udp", src, sport, dst, dport)
+            if rec is not None:  # None: a partitioned run's other share
+                out.append(rec)
 
     # ------------------------------------------------------------------ TCP
     def _tcp(
@@ -412,4 +415,5 @@ class PacketDecoder:
             )
         else:
             rec = self.make_record(msg, ts, "tcp", flow.src, flow.sport, flow.dst, flow.dport)
-        self.out.append(rec)
+        if rec is not None:  # None: a partitioned run's other share
+            self.out.append(rec)

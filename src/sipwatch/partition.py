@@ -1,0 +1,59 @@
+"""Split a record stream by client address, so several analysis workers can share the work.
+
+Every piece of labeller state is keyed by the client's address (the source of a request, the
+destination of a response): the distinct users a source probed, the request table that gives
+responses their request's label, the INVITE an ACK belongs to. Workers that each take the
+records of their own clients therefore give the same labels as one worker taking all of them
+(while the bounded tables do not overflow: each worker gets its share of the bounds, and which
+entries an overflow evicts can differ).
+
+``partitioned()`` decides before parsing, from the first word of the message, so a worker
+parses only its own share; messages that do not start with a letter are parsed first and
+placed exactly as the labeller keys them. The one case it can place differently: junk that
+starts with a letter with a status line hidden behind it (a fuzzed response), which is then
+taken for a request, and its label is inferred rather than inherited.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from sipwatch.record import Record
+
+_CACHE_MAX = 65536  # client address -> worker; bounded (spoofed sources cannot grow it)
+
+
+def client_of(rec: Record) -> str:
+    """The client side of a message: the sender of a request, the receiver of a response."""
+    msg = rec.msg
+    return rec.dst if not msg.is_request and msg.status else rec.src
+
+
+def partitioned(
+    make_record: Callable[..., Any], index: int, workers: int
+) -> Callable[..., Record | None]:
+    """A record factory that returns None (without parsing) for other workers' clients."""
+    cache: dict[str, int] = {}
+    crc = zlib.crc32
+
+    def worker_of(client: str) -> int:
+        worker = cache.get(client)
+        if worker is None:
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            worker = cache[client] = crc(client.encode()) % workers
+        return worker
+
+    def make(raw: bytes, ts: float, transport: str, src: str, sport: int, dst: str,
+             dport: int, **seen: str) -> Record | None:  # fmt: skip
+        if raw[:1].isalpha():  # a start line right away: request or response by its first word
+            client = dst if raw[:4].upper() == b"SIP/" else src
+            if worker_of(client) != index:
+                return None
+            return make_record(raw, ts, transport, src, sport, dst, dport, **seen)
+        rec = make_record(raw, ts, transport, src, sport, dst, dport, **seen)
+        return rec if worker_of(client_of(rec)) == index else None
+
+    return make
