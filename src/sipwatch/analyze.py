@@ -66,6 +66,7 @@ def _region(region: str | None) -> str | None:
 
 
 PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
+MAX_AUTO_WORKERS = 4  # every worker decodes the whole input: beyond a few, that work dominates
 
 
 def _workers(sources: list[str], requested: int | None) -> int:
@@ -79,7 +80,9 @@ def _workers(sources: list[str], requested: int | None) -> int:
     if (cores or 1) < 2 or "-" in sources:
         return 1
     size = input_size(sources)
-    return 2 if size is not None and size >= PARALLEL_MIN_BYTES else 1
+    if size is None or size < PARALLEL_MIN_BYTES:
+        return 1
+    return min(cores or 1, MAX_AUTO_WORKERS)
 
 
 def _run_parallel(
