@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from socket import inet_aton
+
 from sipwatch.partition import client_of, partitioned
 from sipwatch.record import Record
 
@@ -35,3 +37,15 @@ def test_every_message_has_exactly_one_worker_and_pairs_stay_together() -> None:
     assert set(where) == set(clients)
     assert all(len(workers) == 1 for workers in where.values())  # request and response together
     assert len({w for ws in where.values() for w in ws}) == 3  # the work is spread
+
+
+def test_route_ipv4_agrees_with_the_factory() -> None:
+    for index in range(2):
+        make = partitioned(Record.from_bytes, index, 2)
+        for i in range(32):
+            client = f"198.51.100.{i}"
+            for raw, src, dst in ((REQ, client, "192.0.2.1"), (RESP, "192.0.2.1", client)):
+                route = make.route_ipv4(raw, inet_aton(src), inet_aton(dst))
+                kept = make(raw, 1.0, "udp", src, 5060, dst, 5060) is not None
+                assert (route is not None) == kept
+        assert make.route_ipv4(JUNK, inet_aton("198.51.100.1"), inet_aton("192.0.2.1")) is make

@@ -99,7 +99,8 @@ class PacketDecoder:
     """Decode the frames of one capture into Records (in packet order).
 
     `make_record` defaults to ``Record.from_bytes``; it may return None to skip a message (a
-    partitioned run keeps only its share). Benchmarks pass a cheaper factory with the
+    partitioned run keeps only its share), and may carry ``route_ipv4`` (see decode_batch) to
+    skip such messages before their addresses are formatted. Benchmarks pass a cheaper factory with the
     same signature to time decoding alone.
     """
 
@@ -149,6 +150,9 @@ class PacketDecoder:
         ntoa = inet_ntoa  # cheaper than any cache for IPv4
         looks = looks_like_sip
         make = self.make_record
+        # optional factory shortcut (sipwatch.partition): route_ipv4(payload, packed src,
+        # packed dst) -> the factory to call, or None when it would return None anyway
+        route = getattr(make, "route_ipv4", None)
         sip_ports = self.sip_ports
         udp = self._udp_payload
         frame = self._frame
@@ -180,9 +184,6 @@ class PacketDecoder:
                             end = off + caplen
                         payload = pkts[p:end]
                         if looks(payload):
-                            ts = sec + usec * 1e-6
-                            src = ntoa(sb)
-                            dst = ntoa(db)
                             # one message without body (most requests and replies): no split
                             # (single_message() inlined)
                             if (
@@ -193,11 +194,19 @@ class PacketDecoder:
                                 and payload[0] != 10
                             ):
                                 n_sip += 1
-                                rec = make(payload, ts, "udp", src, sport, dst, dport)
+                                if route is not None:  # other share: skip before formatting
+                                    mk = route(payload, sb, db)
+                                    if mk is None:
+                                        continue
+                                else:
+                                    mk = make
+                                rec = mk(payload, sec + usec * 1e-6, "udp", ntoa(sb), sport,
+                                         ntoa(db), dport)  # fmt: skip
                                 if rec is not None:  # None: a partitioned run's other share
                                     append(rec)
                             else:
-                                udp(ts, src, sport, dst, dport, payload, "", "", True)
+                                ts = sec + usec * 1e-6
+                                udp(ts, ntoa(sb), sport, ntoa(db), dport, payload, "", "", True)
                         elif sport in sip_ports or dport in sip_ports:
                             ts = sec + usec * 1e-6
                             src = ntoa(sb)
