@@ -36,7 +36,7 @@ from sipwatch.capture.tcp import Flow, TcpReassembler
 from sipwatch.capture.tunnels import VXLAN_PORT, gre, vxlan
 from sipwatch.record import Record
 from sipwatch.sip.framing import StreamFramer, split_datagram
-from sipwatch.sip.message import looks_like_sip
+from sipwatch.sip.message import looks_like_sip, start_line_match
 
 SIP_PORTS = frozenset({5060, 5061})
 MAX_TUNNEL_DEPTH = 4  # nested tunnels beyond this are an attack or garbage
@@ -148,7 +148,7 @@ class PacketDecoder:
         ipoff = self._fast_ip
         minlen = ipoff + 28
         ntoa = inet_ntoa  # cheaper than any cache for IPv4
-        looks = looks_like_sip
+        looks = start_line_match  # looks_like_sip without a Python call per packet
         make = self.make_record
         # optional factory shortcut (sipwatch.partition): route_ipv4(payload, packed src,
         # packed dst) -> the factory to call, or None when it would return None anyway
@@ -183,7 +183,7 @@ class PacketDecoder:
                         if end > off + caplen:
                             end = off + caplen
                         payload = pkts[p:end]
-                        if looks(payload):
+                        if looks(payload, 0, 4096) is not None:
                             # one message without body (most requests and replies): no split
                             # (single_message() inlined)
                             if (

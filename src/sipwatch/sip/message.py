@@ -444,6 +444,10 @@ def _encode_mixed(s: str) -> bytes:
     return b"".join(ch.encode("latin-1") if ord(ch) < 256 else ch.encode("utf-8") for ch in s)
 
 
+# the matcher behind looks_like_sip, for hot loops: start_line_match(data, 0, 4096) is not None
+start_line_match = _START_LINE.match
+
+
 def looks_like_sip(data: bytes) -> bool:
     """True when data starts (after keep-alive CR/LFs) with a SIP request or status line.
 
