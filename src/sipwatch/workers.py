@@ -141,6 +141,12 @@ def run_workers(
                 elif not procs[index].is_alive() and not pipe.poll(0):
                     results[index] = ("error", f"analysis worker {index} ended unexpectedly")
                     waiting.discard(index)
+            failed = next((r for r in results if r is not None and r[0] == "error"), None)
+            if failed is not None:  # one worker cannot go on: stop the others now
+                for proc in procs:
+                    if proc.is_alive():
+                        proc.terminate()
+                raise WorkerError(failed[1])
             if on_progress is not None:
                 slots = list(progress)
                 packets = max(slots[i * _SLOTS] for i in range(workers))
