@@ -120,6 +120,15 @@ def canonical_name(name: str) -> str:
     return key
 
 
+def _flat_field(index: int, doc: str) -> Any:
+    """A read-only attribute served from the message's one cached tuple of flat fields."""
+
+    def get(self: SipMessage) -> str:
+        return (self._flat or self.flat())[index]
+
+    return property(get, doc=doc)
+
+
 class SipMessage:
     """One SIP request or response. See the module docstring for error/anomaly codes."""
 
@@ -371,40 +380,14 @@ class SipMessage:
         cred = self.credentials
         return (cred.username or "", cred.realm or "") if cred is not None else ("", "")
 
-    @property
-    def ruri_user(self) -> str:
-        """User part of the request-URI ('' without one)."""
-        return (self._flat or self.flat())[0]
-
-    @property
-    def from_display(self) -> str:
-        return (self._flat or self.flat())[1]
-
-    @property
-    def from_user(self) -> str:
-        return (self._flat or self.flat())[2]
-
-    @property
-    def from_tag(self) -> str:
-        return (self._flat or self.flat())[3]
-
-    @property
-    def to_user(self) -> str:
-        return (self._flat or self.flat())[4]
-
-    @property
-    def to_tag(self) -> str:
-        return (self._flat or self.flat())[5]
-
-    @property
-    def top_branch(self) -> str:
-        """branch parameter of the topmost Via ('' without one)."""
-        return (self._flat or self.flat())[6]
-
-    @property
-    def user_agent(self) -> str:
-        """User-Agent, else Server ('' without either)."""
-        return (self._flat or self.flat())[7]
+    ruri_user = _flat_field(0, "User part of the request-URI ('' without one).")
+    from_display = _flat_field(1, "Display name of From (UTF-8 decoded when valid).")
+    from_user = _flat_field(2, "User part of the From URI ('' without one).")
+    from_tag = _flat_field(3, "tag parameter of From ('' without one).")
+    to_user = _flat_field(4, "User part of the To URI ('' without one).")
+    to_tag = _flat_field(5, "tag parameter of To ('' without one).")
+    top_branch = _flat_field(6, "branch parameter of the topmost Via ('' without one).")
+    user_agent = _flat_field(7, "User-Agent, else Server ('' without either).")
 
     @property
     def auth_user_realm(self) -> tuple[str, str]:
