@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real tools the test suite drives: tshark (counts SIP messages to compare with),
+# Kamailio and gcc (the honeypot benchmark peer and its load generator),
 # tcpdump (records SIPVicious runs), SIPp, Chromium (renders the HTML report).
 # Debian/Ubuntu; runs apt-get as root or through sudo.
 set -euo pipefail
-pkgs=(tshark tcpdump sip-tester chromium)
+pkgs=(tshark tcpdump sip-tester kamailio gcc chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

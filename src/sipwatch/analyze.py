@@ -15,6 +15,7 @@ from sipwatch.capture.api import read_captures
 from sipwatch.capture.errors import CaptureError
 from sipwatch.capture.sources import expand
 from sipwatch.capture.stats import CaptureStats
+from sipwatch.detect.passwords import analyze_recovery, load_wordlist
 from sipwatch.detect.stages import LabelerConfig, StageLabeler
 from sipwatch.pipeline import Pipeline, PipelineStats
 from sipwatch.progress import input_size
@@ -63,6 +64,15 @@ def _region(region: str | None) -> str | None:
     if code not in phonenumbers.SUPPORTED_REGIONS:
         raise AnalyzeError(f"unknown region {region!r}: use a two-letter country code such as DE")
     return code
+
+
+def _wordlist(path: str | None) -> list[str]:
+    if path is None:
+        return []
+    try:
+        return load_wordlist(path)
+    except OSError as exc:
+        raise AnalyzeError(f"cannot read word list {path}: {exc.strerror or exc}") from None
 
 
 PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
@@ -127,14 +137,17 @@ def run_analyze(
     on_progress: Callable[[int, int, int], object] | None = None,
     on_warning: Callable[[str], object] | None = None,
     workers: int | None = None,
+    wordlist: str | None = None,
 ) -> AnalyzeResult:
     """Read every SIP message in ``sources`` into the store at ``db`` and return the counts.
 
     ``workers``: analysis processes (None: one per core for large files, else one).
+    ``wordlist``: a file of extra candidate passwords for the password recovery.
     The returned result holds the open store (for the summary); the caller closes it.
     """
     started = time.monotonic()
     region = _region(region)
+    passwords = _wordlist(wordlist)
     labeler = StageLabeler(LabelerConfig(default_region=region))
     n_workers = _workers(sources, workers)
     if n_workers > 1:
@@ -144,7 +157,7 @@ def run_analyze(
         except (CaptureError, StoreError) as exc:
             raise AnalyzeError(str(exc)) from None
         job = {"sources": list(sources), "bpf": bpf, "sensor": sensor, "node": node,
-               "region": region, "db": db}  # fmt: skip
+               "region": region, "db": db, "passwords": passwords}  # fmt: skip
         return _run_parallel(n_workers, job, store, started, on_progress, on_warning)
     stats = CaptureStats()
     make_record = Record.from_bytes
@@ -161,7 +174,7 @@ def run_analyze(
         store = open_store(db, background=True)
     except StoreError as exc:
         raise AnalyzeError(str(exc)) from None
-    pipe = Pipeline([labeler.label], [StoreAction(store)])
+    pipe = Pipeline([labeler.label, analyze_recovery(passwords).label], [StoreAction(store)])
     result = AnalyzeResult(db=db, sources=list(sources), capture=stats, pipeline=pipe.stats)
     result.store = store
     before = dict(store.counters)

@@ -55,6 +55,14 @@ def analyze(
         int | None,
         typer.Option(help="analysis processes (default: one per core for captures over 64 MB)"),
     ] = None,
+    wordlist: Annotated[
+        str | None,
+        typer.Option(
+            "--wordlist",
+            metavar="FILE",
+            help="extra candidate passwords (one a line) for recovering tried passwords",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Read captures, store every SIP message with its attack stage, print a summary."""
@@ -72,6 +80,7 @@ def analyze(
                 node=node,
                 region=region,
                 workers=workers,
+                wordlist=wordlist,
                 on_progress=progress.update,
                 on_warning=lambda msg: err.print(f"[yellow]warning:[/] {msg}", highlight=False),
             )
@@ -162,6 +171,11 @@ def _write_html(db: str, path: Path) -> None:
 def version() -> None:
     """Print the version."""
     out.print(f"sipwatch {__version__}")
+
+
+from sipwatch.sensor_cli import sensor  # noqa: E402  (its imports are lazy)
+
+app.command()(sensor)
 
 
 def main() -> None:

@@ -8,8 +8,11 @@ Two ways in:
 - ``run(records)``: a pull loop for sources that can wait (files, stdin). Nothing is
   dropped: the reader simply goes as fast as the analyzer and actions allow.
 - ``offer(record)``: for live sources that cannot wait (sockets, live capture). The
-  record goes into a bounded queue drained by a worker thread; when the queue is
-  full the record is dropped and counted, never silently.
+  record goes into a bounded queue; when the queue is full the record is dropped and
+  counted, never silently. The queue is drained either by a worker thread
+  (``start()``), or, for an asyncio source, by the source's own loop calling ``pump()``
+  (``start(inline=True)``): one thread, so no GIL hand-offs between the thread that
+  answers packets and the one that stores them (they cost the honeypot half its rate).
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ class Pipeline:
         self.stats = PipelineStats()
         self._queue: queue.Queue[Record | None] = queue.Queue(maxsize=queue_size)
         self._worker: threading.Thread | None = None
+        self._queue_size = queue_size
+        self._inline = False
+        self._pending: list[Record] = []  # inline mode: offered, not yet pumped
 
     # --- pull: files and other sources that can wait -------------------------------
     def run(
@@ -98,8 +104,11 @@ class Pipeline:
                 on_batch(len(batch))
 
     # --- push: live sources ---------------------------------------------------------
-    def start(self) -> None:
-        """Start the worker that drains the live queue."""
+    def start(self, inline: bool = False) -> None:
+        """Start draining the live queue: a worker thread, or (inline) the caller's pump()."""
+        if inline:
+            self._inline = True
+            return
         if self._worker is None:
             self._worker = threading.Thread(
                 target=self._drain, name="sipwatch-pipeline", daemon=True
@@ -108,12 +117,29 @@ class Pipeline:
 
     def offer(self, rec: Record) -> bool:
         """Queue a live record; False (and counted) when the queue is full."""
+        if self._inline:
+            if len(self._pending) >= self._queue_size:
+                self.stats.dropped += 1
+                return False
+            self._pending.append(rec)
+            return True
         try:
             self._queue.put_nowait(rec)
             return True
         except queue.Full:
             self.stats.dropped += 1
             return False
+
+    def pump(self) -> int:
+        """Inline mode: analyse and deliver everything offered so far; returns how many."""
+        pending = self._pending
+        if not pending:
+            return 0
+        self._pending = []
+        size = self.batch_size
+        for i in range(0, len(pending), size):
+            self._analyze_deliver(pending[i : i + size])
+        return len(pending)
 
     def _drain(self) -> None:
         get = self._queue.get
@@ -154,6 +180,8 @@ class Pipeline:
 
     def close(self) -> None:
         """Drain the live queue (if started) and close every action."""
+        if self._inline:
+            self.pump()
         if self._worker is not None:
             self._queue.put(None)
             self._worker.join()

@@ -3,7 +3,7 @@
 A Record is one SIP message (or one payload that was taken for SIP and failed to
 parse) plus where and when it was seen. The raw bytes are always kept. Sources
 (capture files, honeypot sockets, HEP) fill the "seen" fields; the analyzer
-fills the label fields (stage, tool, number, request_id).
+fills the label fields (stage, tool, number, request_id, password).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class Record:
     number_type: str = ""  # "international" | "premium" | "mobile" | "fixed" | ...
     number_country: str = ""  # ISO 3166 alpha-2
     request_id: int = 0  # for a response: id of the request it answers, when seen
+    password: str = ""  # password this digest attempt tried (a response: its request's), if known
     _id: int = field(default=0, repr=False)
 
     @classmethod

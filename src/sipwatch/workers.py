@@ -2,8 +2,9 @@
 
 Each worker reads and decodes the whole input (cheap), keeps the records of its share of client
 addresses (sipwatch.partition) and runs the same pipeline as a single run on them: labeller,
-trace store. The store is shared (SQLite serialises the writers' transactions). Capture counters
-are the same in every worker (each decodes everything), so worker 0's are reported.
+password recovery, trace store. The store is shared (SQLite serialises the writers'
+transactions). Capture counters are the same in every worker (each decodes everything), so
+worker 0's are reported.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from sipwatch.capture.api import read_captures
 from sipwatch.capture.errors import CaptureError
 from sipwatch.capture.stats import CaptureStats
+from sipwatch.detect.passwords import analyze_recovery
 from sipwatch.detect.stages import LabelerConfig, StageLabeler
 from sipwatch.partition import partitioned
 from sipwatch.pipeline import Pipeline, PipelineStats
@@ -62,7 +64,8 @@ def _worker(
         def count_stage(rec: Record) -> None:
             stages[rec.stage] += 1
 
-        pipe = Pipeline([labeler.label, count_stage], [StoreAction(store)])
+        recovery = analyze_recovery(job["passwords"], workers)
+        pipe = Pipeline([labeler.label, recovery.label, count_stage], [StoreAction(store)])
         base = index * _SLOTS
 
         def report(_n: int) -> None:

@@ -110,3 +110,54 @@ def test_empty_store(tmp_path: Path) -> None:
         tables = {x.name: x for x in t.all_tables(s)}
     assert tables["totals"].rows[0] == ("messages", 0)
     assert all(not x.rows for n, x in tables.items() if n != "totals")
+
+
+def _tries(src: str, user: str, passwords: list[str], ok: str = "", t0: float = 0.0) -> list:
+    """Password tries on one extension, each answered 403 (200 for `ok`), labelled as the
+    recovery labels them: the request and its response carry the password."""
+    from storedata import DAY2, _pair
+
+    out = []
+    for i, password in enumerate(passwords):
+        n = int(t0) * 100 + i + 100
+        code, reason = (200, "OK") if password == ok else (403, "Forbidden")
+        req, rsp = _pair(DAY2 + t0 + i, src, "REGISTER", "sip:192.0.2.1", user, n, code,
+                         reason, "RHJ", auth=user)  # fmt: skip
+        req.password = rsp.password = password
+        out += [req, rsp]
+    return out
+
+
+@pytest.fixture(scope="module")
+def password_store(tmp_path_factory: pytest.TempPathFactory):
+    db = Path(tmp_path_factory.mktemp("pw")) / "p.sqlite"
+    records = trace()
+    records += _tries("198.51.100.7", "102", ["1234", "0000", "1234", "admin", "102", "pw6"], "pw6")
+    records += _tries("198.51.100.8", "102", ["1234", "secret"], t0=20)
+    records += _tries("198.51.100.8", "200", ["1234", "1234", "1234", "1234"], "1234", t0=40)
+    unknown = _tries("198.51.100.9", "300", ["", ""], t0=60)  # not recovered: not counted
+    with open_store(db) as s:
+        s.add(records + unknown)
+    with open_store(db, readonly=True) as s:
+        yield s
+
+
+def test_passwords_per_extension(password_store) -> None:
+    table = t.passwords(password_store)
+    assert table.columns == [
+        "extension", "password", "tries", "sources", "accepted", "first", "last",
+    ]  # fmt: skip
+    assert [r[:5] for r in table.rows] == [
+        ("102", "1234", 3, 2, 0),  # 102 has the most recovered tries: first
+        ("102", "0000", 1, 1, 0),
+        ("102", "102", 1, 1, 0),
+        ("102", "admin", 1, 1, 0),
+        ("102", "pw6", 1, 1, 1),  # five per extension: "secret" is cut
+        ("200", "1234", 4, 1, 4),  # each of these tries was answered 200
+    ]
+    assert table.rows[0][5:] == ("2024-03-02 00:00:00Z", "2024-03-02 00:00:20Z")
+    assert [r[:2] for r in t.passwords(password_store, limit=2, per_extension=1).rows] == [
+        ("102", "1234"),
+        ("200", "1234"),
+    ]
+    assert len(t.all_tables(password_store, ["passwords"], top=3)[0].rows) == 3

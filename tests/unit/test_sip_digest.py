@@ -101,3 +101,12 @@ def test_auth_int_uses_body():
     a = compute_response(*args, qop="auth-int", nc="00000001", cnonce="c", body=b"v=0")
     b = compute_response(*args, qop="auth-int", nc="00000001", cnonce="c", body=b"v=1")
     assert a and a != b
+
+
+def test_verify_refuses_non_ascii_response_without_raising():
+    from sipwatch.sip.digest import parse_digest, verify
+
+    cred = parse_digest(
+        'Digest username="a", realm="r", nonce="n", uri="sip:x", response="\xe9\xe9"'
+    )
+    assert cred is not None and verify(cred, "REGISTER", "x") is False

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sipwatch.sip.framing import StreamFramer, parse_datagram, split_datagram
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sipwatch.sip.framing import _EOH, StreamFramer, _head_end, parse_datagram, split_datagram
 from sipwatch.sip.message import parse
 
 
@@ -107,3 +110,30 @@ def test_stream_close_returns_partial_message():
     assert rest == msg[:-4]
     assert "content_length_mismatch" in parse(rest).anomalies
     assert StreamFramer().close() == []
+
+
+# --- the regex-free header-end search and the one-message fast path --------------------------
+
+_PIECES = [b"\r", b"\n", b"a", b" ", b":", b"Content-Length: 3", b"l:0", b"SIP/2.0 200 OK"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=30).map(b"".join), st.integers(0, 40))
+def test_head_end_is_the_regex_match_end(data, pos):
+    m = _EOH.search(data, pos)
+    assert _head_end(data, pos) == (m.end() if m else -1)
+
+
+@given(st.lists(st.sampled_from([*_PIECES, make("x")]), max_size=12).map(b"".join))
+def test_one_header_block_is_one_message(data):
+    """A payload whose first empty line ends it is never cut, whatever Content-Length says."""
+    parts = split_datagram(data)
+    if data[:1] not in (b"", b"\r", b"\n") and _head_end(data, 0) in (-1, len(data)):
+        assert parts == [data]
+
+
+def test_split_datagram_one_message_without_body_is_not_cut():
+    one = make("solo", method="REGISTER")
+    assert split_datagram(one) == [one]
+    assert split_datagram(b"\r\n" + one) == [one]
+    lf = one.replace(b"\r\n", b"\n")
+    assert split_datagram(lf) == [lf]

@@ -196,6 +196,44 @@ def extensions(db: Queryable, limit: int = 20) -> Table:
     )
 
 
+# the account a password was tried on: the digest username (svcrack's tag names the same user);
+# the To user when the digest has none
+_ACCOUNT = "CASE WHEN auth_user <> '' THEN auth_user ELSE to_user END"
+
+
+def passwords(db: Queryable, limit: int = 20, per_extension: int = 5) -> Table:
+    rows = db.query(
+        "WITH pairs AS ("
+        f" SELECT {_ACCOUNT} AS ext, password, COUNT(*) AS tries, COUNT(DISTINCT src) AS sources,"
+        # tries answered 2xx: the responses carry their request's password and request_id
+        "  SUM(CASE WHEN id IN (SELECT request_id FROM messages WHERE is_request = 0"
+        "   AND password <> '' AND status >= 200 AND status < 300) THEN 1 ELSE 0 END)"
+        "   AS accepted,"
+        "  MIN(ts) AS first, MAX(ts) AS last"
+        "  FROM messages WHERE is_request = 1 AND password <> ''"
+        f" GROUP BY {_ACCOUNT}, password"
+        "), ranked AS ("
+        " SELECT ext, password, tries, sources, accepted, first, last,"
+        "  SUM(tries) OVER (PARTITION BY ext) AS ext_tries,"
+        "  ROW_NUMBER() OVER (PARTITION BY ext ORDER BY tries DESC, password) AS pos"
+        "  FROM pairs"
+        ") SELECT ext, password, tries, sources, accepted, first, last FROM ranked"
+        " WHERE pos <= ? ORDER BY ext_tries DESC, ext, tries DESC, password LIMIT ?",
+        (per_extension, limit),
+    )
+    return Table(
+        "passwords",
+        "Top tried passwords per extension",
+        ["extension", "password", "tries", "sources", "accepted", "first", "last"],
+        [(e, p, n, s, int(a or 0), utc(f), utc(la)) for e, p, n, s, a, f, la in rows],
+        "passwords recovered from digest attempts (svcrack's From tag, or a digest response "
+        f"matched against the candidate list); the {per_extension} most tried per extension, "
+        "extensions with the most recovered tries first. accepted: tries answered with 2xx "
+        "(a password that worked). Tries whose password is not in the list are not counted. "
+        "These are clear-text credentials: treat reports and the store as sensitive",
+    )
+
+
 def numbers(db: Queryable, limit: int = 20) -> Table:
     rows = db.query(
         "SELECT number, number_type, number_country, COUNT(*), COUNT(DISTINCT src)"
@@ -258,6 +296,7 @@ REPORTS: dict[str, Callable[..., Table]] = {
     "user_agents": user_agents,
     "tools": tools,
     "extensions": extensions,
+    "passwords": passwords,
     "numbers": numbers,
     "methods": methods,
     "codes": codes,
@@ -265,7 +304,7 @@ REPORTS: dict[str, Callable[..., Table]] = {
 }
 
 
-TOP_N = {"top_sources", "user_agents", "tools", "extensions", "numbers"}
+TOP_N = {"top_sources", "user_agents", "tools", "extensions", "passwords", "numbers"}
 
 
 def all_tables(

@@ -235,8 +235,8 @@ def verify(cred: Digest, method: str, password: str, body: bytes = b"") -> bool:
     A client that says qop=auth but sends no cnonce/nc (SIPVicious svcrack does) computed
     the RFC 2069 form; that form is accepted too, as real servers do.
     """
-    if not cred.response:
-        return False
+    if not cred.response or not cred.response.isascii():
+        return False  # hex digits only; compare_digest refuses non-ASCII str (attacker input)
     qop = cred.qop
     if qop and "," in qop:  # a client must pick one; take the first
         qop = qop.split(",")[0].strip()

@@ -17,6 +17,7 @@ from sipwatch.store import schema
 STEPS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "messages table", (schema.MESSAGES_DDL,)),
     (2, "ingest runs table", (schema.INGEST_DDL,)),
+    (3, "messages.password column", (schema.PASSWORD_DDL,)),
 )
 
 LATEST = STEPS[-1][0]

@@ -88,6 +88,7 @@ def message_row(r: Record) -> tuple:
         r.tunnel,
         r.vlan,
         r.raw,
+        r.password,
     )
 
 
@@ -102,5 +103,5 @@ def fallback_row(r: Record, why: str) -> tuple:
         "", None, "", "", "", "", "", "", "", 0, "", why, str(r.stage), str(r.tool),
         str(r.tool_data), 1 if r.fuzz else 0, str(r.number), str(r.number_type),
         str(r.number_country), int(r.request_id or 0), str(r.sensor), str(r.node),
-        str(r.tunnel), str(r.vlan), bytes(r.raw),
+        str(r.tunnel), str(r.vlan), bytes(r.raw), str(r.password),
     )  # fmt: skip

@@ -51,7 +51,10 @@ MESSAGE_COLUMNS: tuple[str, ...] = (
     "node",
     "tunnel",
     "vlan",
-    "raw",  # last: scans that do not need the bytes stop before them
+    "raw",  # last of the first version's columns: scans that do not need the bytes stop before
+    # Added by later schema versions. ALTER TABLE can only append, so these follow raw; keeping
+    # this tuple in table order makes `SELECT *` and store/rows.py tuples line up.
+    "password",  # v3: password the digest attempt tried (responses: their request's), '' unknown
 )
 
 ENGINE_TYPES: dict[str, dict[str, str]] = {
@@ -76,6 +79,8 @@ CREATE TABLE IF NOT EXISTS migrations (
     applied_at {real} NOT NULL
 )"""
 
+# the messages table as version 1 created it (a released step: columns added later are
+# migration steps of their own, e.g. PASSWORD_DDL)
 MESSAGES_DDL = """
 CREATE TABLE messages (
     id {id} NOT NULL,
@@ -127,6 +132,9 @@ CREATE TABLE messages (
     -- message always has the same ts, so this key dedupes exactly like id would.
     PRIMARY KEY (ts, id)
 )"""
+
+# v3: recovered passwords (detect/passwords.py). The default fills the rows of older stores.
+PASSWORD_DDL = "ALTER TABLE messages ADD COLUMN password TEXT NOT NULL DEFAULT ''"
 
 INGEST_DDL = """
 CREATE TABLE ingest (

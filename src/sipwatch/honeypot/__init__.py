@@ -1,0 +1,1 @@
+"""The honeypot sensor: SIP listeners, a sans-I/O responder that answers like a PBX, safety."""
