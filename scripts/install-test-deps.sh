@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the real tools the test suite drives: tshark (counts SIP messages to compare with),
 # Kamailio and gcc (the honeypot benchmark peer and its load generator),
-# tcpdump (records SIPVicious runs), SIPp, Chromium (renders the HTML report).
+# tcpdump (records SIPVicious runs), SIPp, Chromium (renders the HTML report), nftables,
+# iptables, ipset, iproute2 (blocklist tests in network namespaces), fail2ban and rsyslog
+# (the syslog action and its fail2ban filter).
 # Debian/Ubuntu; runs apt-get as root or through sudo.
 set -euo pipefail
-pkgs=(tshark tcpdump sip-tester kamailio gcc chromium)
+pkgs=(tshark tcpdump sip-tester kamailio gcc chromium nftables iptables ipset iproute2 fail2ban rsyslog)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

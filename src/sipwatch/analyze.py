@@ -8,14 +8,18 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sipwatch.capture.api import read_captures
 from sipwatch.capture.errors import CaptureError
 from sipwatch.capture.sources import expand
 from sipwatch.capture.stats import CaptureStats
+from sipwatch.detect.chains import ChainTracker
+from sipwatch.detect.detector import Detector, EventAction
+from sipwatch.detect.engine import Engine
 from sipwatch.detect.passwords import analyze_recovery, load_wordlist
+from sipwatch.detect.rules import RuleError
 from sipwatch.detect.stages import LabelerConfig, StageLabeler
 from sipwatch.pipeline import Pipeline, PipelineStats
 from sipwatch.progress import input_size
@@ -37,6 +41,7 @@ class AnalyzeResult:
     duplicates: int = 0  # messages already stored by an earlier run
     stages: Counter = field(default_factory=Counter)  # this run's messages per stage label
     elapsed: float = 0.0
+    events: int = 0  # detection events emitted (new and updated)
     store: Store | None = None  # open for the summary; closed by the caller
 
 
@@ -64,6 +69,15 @@ def _region(region: str | None) -> str | None:
     if code not in phonenumbers.SUPPORTED_REGIONS:
         raise AnalyzeError(f"unknown region {region!r}: use a two-letter country code such as DE")
     return code
+
+
+def _detector(rules: Sequence[str]) -> Detector:
+    """Rule engine (default pack + ``rules`` files) and chain tracker; one message per problem."""
+    try:
+        engine = Engine.load(list(rules))
+    except RuleError as exc:
+        raise AnalyzeError("; ".join(exc.problems)) from None
+    return Detector([engine, ChainTracker()])
 
 
 def _wordlist(path: str | None) -> list[str]:
@@ -138,17 +152,30 @@ def run_analyze(
     on_warning: Callable[[str], object] | None = None,
     workers: int | None = None,
     wordlist: str | None = None,
+    detect: bool = True,
+    rules: Sequence[str] = (),
 ) -> AnalyzeResult:
     """Read every SIP message in ``sources`` into the store at ``db`` and return the counts.
 
     ``workers``: analysis processes (None: one per core for large files, else one).
     ``wordlist``: a file of extra candidate passwords for the password recovery.
+    ``detect``: run the rule engine and attack chains (default pack plus ``rules`` files) and
+    store their events. Their state spans sources (floods per target, information sharing),
+    so they need the whole stream in one process: detection means one analysis process.
     The returned result holds the open store (for the summary); the caller closes it.
     """
     started = time.monotonic()
     region = _region(region)
     passwords = _wordlist(wordlist)
     labeler = StageLabeler(LabelerConfig(default_region=region))
+    detector = _detector(rules) if detect else None
+    if detector is not None:
+        if workers is not None and workers > 1:
+            raise AnalyzeError(
+                "detection needs the whole stream in one process: use --workers 1, "
+                "or --no-detect to store and label with several workers"
+            )
+        workers = 1
     n_workers = _workers(sources, workers)
     if n_workers > 1:
         try:
@@ -174,7 +201,12 @@ def run_analyze(
         store = open_store(db, background=True)
     except StoreError as exc:
         raise AnalyzeError(str(exc)) from None
-    pipe = Pipeline([labeler.label, analyze_recovery(passwords).label], [StoreAction(store)])
+    analyzers: list = [labeler.label, analyze_recovery(passwords).label]
+    actions: list = [StoreAction(store)]
+    if detector is not None:
+        analyzers.append(detector.label)
+        actions.append(EventAction(detector, store, sinks=(), store_at_end=True))
+    pipe = Pipeline(analyzers, actions)
     result = AnalyzeResult(db=db, sources=list(sources), capture=stats, pipeline=pipe.stats)
     result.store = store
     before = dict(store.counters)
@@ -205,6 +237,8 @@ def run_analyze(
         pipe.close()  # keep what was read: flush it before leaving
         store.close()
         raise
+    if detector is not None:
+        result.events = detector.emitted
     result.inserted = store.counters["inserted"] - before.get("inserted", 0)
     result.duplicates = store.counters["duplicates"] - before.get("duplicates", 0)
     store.finish_ingest(run_id, messages=pipe.stats.records, inserted=result.inserted)

@@ -63,6 +63,21 @@ def analyze(
             help="extra candidate passwords (one a line) for recovering tried passwords",
         ),
     ] = None,
+    rules: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rules",
+            metavar="FILE",
+            help="extra rule pack (YAML) besides the default (repeatable)",
+        ),
+    ] = None,
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect/--no-detect",
+            help="run the rules and attack chains (one process); --no-detect: labels only",
+        ),
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Read captures, store every SIP message with its attack stage, print a summary."""
@@ -81,6 +96,8 @@ def analyze(
                 region=region,
                 workers=workers,
                 wordlist=wordlist,
+                detect=detect,
+                rules=rules or (),
                 on_progress=progress.update,
                 on_warning=lambda msg: err.print(f"[yellow]warning:[/] {msg}", highlight=False),
             )

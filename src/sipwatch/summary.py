@@ -32,6 +32,8 @@ def run_table(result: AnalyzeResult) -> RichTable:
     for name, value in cap.as_dict().items():
         if value and name not in shown:
             rows.append((name.replace("_", " "), f"{value:,}"))
+    if result.events:
+        rows.append(("detection events", f"{result.events:,}"))
     if result.pipeline.dropped:
         rows.append(("dropped (queue full)", f"{result.pipeline.dropped:,}"))
     for t_row in rows:
@@ -47,7 +49,8 @@ def print_summary(console: Console, result: AnalyzeResult, top: int = 10) -> Non
     if result.store is None:
         return
     try:
-        tables = all_tables(result.store, ["stages", "top_sources", "tools"], top=top)
+        names = ["stages", "top_sources", "tools"] + (["events"] if result.events else [])
+        tables = all_tables(result.store, names, top=top)
         render.print_tables(tables, console)
     finally:
         result.store.close()

@@ -240,7 +240,9 @@ def test_two_workers_store_what_one_stores(tmp_path: Path) -> None:
     dumps = []
     for workers in ("1", "2"):
         db = tmp_path / f"w{workers}.sqlite"
-        proc = sipwatch("analyze", str(cap), "--db", str(db), "--workers", workers, "-q")
+        proc = sipwatch(
+            "analyze", str(cap), "--db", str(db), "--workers", workers, "--no-detect", "-q"
+        )
         assert proc.returncode == 0, proc.stderr.decode()
         out = proc.stdout.decode()
         assert "20,000" in next(x for x in out.splitlines() if "SIP messages" in x)
@@ -256,8 +258,11 @@ def test_worker_errors_are_one_line(tmp_path: Path) -> None:
     cap.write_bytes(attack_capture())
     db = tmp_path / "t.sqlite"
     bad = sipwatch(
-        "analyze", str(cap), "--db", str(db), "--workers", "2", "--filter", "udp port port"
-    )
+        "analyze", str(cap), "--db", str(db), "--workers", "2", "--no-detect",
+        "--filter", "udp port port",
+    )  # fmt: skip
     assert "filter" in one_error_line(bad).lower()
-    stdin = sipwatch("analyze", "-", "--db", str(db), "--workers", "2", stdin=b"")
+    stdin = sipwatch("analyze", "-", "--db", str(db), "--workers", "2", "--no-detect", stdin=b"")
     assert "standard input" in one_error_line(stdin)
+    detect = sipwatch("analyze", str(cap), "--db", str(db), "--workers", "2")
+    assert "--no-detect" in one_error_line(detect)

@@ -23,6 +23,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from sipwatch.honeypot.config_example import EXAMPLE_CONFIG
+
+__all__ = ["EXAMPLE_CONFIG", "ConfigError", "SensorConfig", "check_config", "load_config"]
 from sipwatch.honeypot.listen import DEFAULT_PORTS, TRANSPORTS, Listen
 
 ALGORITHMS = ("MD5", "SHA-256")
@@ -115,6 +118,14 @@ class PasswordsSection:
     max_candidates: int = field(default=1000, metadata=_between(0, 10_000_000))
 
 
+@dataclass(frozen=True, slots=True)
+class DetectionSection:
+    enabled: bool = True
+    rules: tuple[str, ...] = ()  # extra rule pack files, after the built-in default pack
+    overrides: dict[str, Any] = field(default_factory=dict)  # rule id -> changed settings
+    watchlists: dict[str, list[str]] = field(default_factory=dict)  # name -> numbers
+
+
 def _default_listeners() -> tuple[Listen, ...]:
     return (Listen("udp", "127.0.0.1", 5060), Listen("tcp", "127.0.0.1", 5060))
 
@@ -130,6 +141,8 @@ class SensorConfig:
     safety: SafetySection = field(default_factory=SafetySection)
     tcp: TcpSection = field(default_factory=TcpSection)
     passwords: PasswordsSection = field(default_factory=PasswordsSection)
+    detection: DetectionSection = field(default_factory=DetectionSection)
+    actions: dict[str, Any] = field(default_factory=dict)  # checked by actions.check_sinks
     source: str = field(default=DEFAULT_SOURCE, compare=False)  # the file it came from
 
     @property
@@ -181,7 +194,8 @@ _PLAIN = {
     "passwords": PasswordsSection,
 }
 _SECTIONS = ("sensor", "listen", "tls", "personality", "accounts", "auth", "safety", "tcp",
-             "passwords")  # fmt: skip
+             "passwords", "detection", "actions")  # fmt: skip
+_DETECTION_KEYS = ("enabled", "rules", "overrides", "watchlists")
 _LISTEN_KEYS = ("transport", "address", "port")
 _ACCOUNT_KEYS = ("extensions", "passwords")
 
@@ -295,6 +309,13 @@ class _Reader:
             parts["sensor"] = replace(sensor, region=sensor.region.upper())
         parts["listen"] = self.listeners(data.get("listen"))
         parts["accounts"] = self.accounts(data.get("accounts"))
+        parts["detection"] = self.detection(data.get("detection", {}))
+        actions = data.get("actions", {})
+        if isinstance(actions, dict):
+            parts["actions"] = actions
+            self.problems.extend(f"{self.name}: {p}" for p in _action_problems(actions))
+        else:
+            self.bad("[actions]", f"expected a table (got {_show(actions)})")
         cfg = SensorConfig(**parts, source=self.name)
         self.cross_checks(cfg)
         if self.problems:
@@ -447,6 +468,35 @@ class _Reader:
         return Listen(transport, address, port) if fine else None
 
     # ---------------------------------------------------------------- [accounts]
+    def detection(self, raw: Any) -> DetectionSection:
+        if not isinstance(raw, dict):
+            self.bad("[detection]", f"expected a table (got {_show(raw)})")
+            return DetectionSection()
+        for key in raw:
+            if key not in _DETECTION_KEYS:
+                self.bad(f"[detection] {key}", f"unknown key{_did_you_mean(key, _DETECTION_KEYS)}")
+        enabled = raw.get("enabled", True)
+        if not isinstance(enabled, bool):
+            self.bad("[detection] enabled", f"expected true or false (got {_show(enabled)})")
+            enabled = True
+        rules = raw.get("rules", [])
+        if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+            self.bad("[detection] rules", f"expected a list of file names (got {_show(rules)})")
+            rules = []
+        overrides, watchlists = raw.get("overrides", {}), raw.get("watchlists", {})
+        for key, value in (("overrides", overrides), ("watchlists", watchlists)):
+            if not isinstance(value, dict):
+                self.bad(f"[detection] {key}", f"expected a table (got {_show(value)})")
+        section = DetectionSection(
+            enabled=enabled,
+            rules=tuple(rules),
+            overrides=overrides if isinstance(overrides, dict) else {},
+            watchlists=watchlists if isinstance(watchlists, dict) else {},
+        )
+        if enabled:
+            self.problems.extend(f"{self.name}: {p}" for p in _detection_problems(section))
+        return section
+
     def accounts(self, raw: Any) -> AccountsSection:
         if raw is None:
             return AccountsSection()
@@ -606,117 +656,26 @@ def _unknown_id(name: str, module: str) -> bool:
     return False
 
 
-# --------------------------------------------------------------------------- example
-EXAMPLE_CONFIG = """\
-# sipwatch sensor configuration (TOML).  Run:  sipwatch sensor --config sensor.toml
-# Every key is shown with its default value; a key you leave out keeps its default.
-# Check a config without starting anything:  sipwatch sensor --check-config --config FILE
-# Relative paths are relative to the folder the sensor is started in.
+def _detection_problems(section: DetectionSection) -> list[str]:
+    """Load the rule packs as the sensor will (nothing is started): every problem."""
+    from sipwatch.detect.engine import Engine, EngineConfig
+    from sipwatch.detect.rules import RuleError
 
-[sensor]
-# Sensor name, stored with every message (default: this machine's host name).
-# name = "honeypot-1"
-# Trace store: a SQLite file (created when missing) or an sqlite:/// URL.
-store = "sipwatch.sqlite"
-# Dialling region for national numbers in dialled INVITEs (ISO 3166 code such as "DE");
-# "" = only international numbers (00..., +...) are classified by country.
-region = ""
-# Seconds between two lines of counters (received, answered, rate-limited, parse errors).
-log_interval = 60
-# Safety: started as root to bind port 5060, the sensor switches to this user (and group;
-# "" = the user's primary group) right after binding. "" = keep running as the starting
-# user. Running a honeypot as root is not recommended: use e.g. user = "nobody".
-user = ""
-group = ""
-# Folder for a rotating pcap of every message received and sent (open it in Wireshark);
-# "" = no pcap. Messages are written as IP/UDP and IP/TCP packets; TLS traffic is written
-# decrypted, as plain TCP to the TLS port (in Wireshark: Decode As... SIP on that port).
-pcap_dir = ""
-# Start a new pcap file when the current one is larger than this many MiB ...
-pcap_rotate_mb = 100
-# ... and keep at most this many files (the oldest sipwatch files are deleted).
-pcap_keep = 10
+    try:
+        Engine.load(
+            list(section.rules),
+            overrides=section.overrides or None,
+            config=EngineConfig(watchlists=section.watchlists),
+        )
+    except RuleError as exc:
+        return [f"[detection] {p}" for p in exc.problems]
+    return []
 
-# Listeners: one [[listen]] table per transport, address and port. transport is "udp",
-# "tcp" or "tls"; address an IPv4 or IPv6 address ("0.0.0.0" / "::" = all addresses);
-# port defaults to 5060 (udp, tcp) and 5061 (tls). The default listens on loopback only:
-# use "0.0.0.0" (and "::") to face the Internet. Replies leave from the address hit.
-[[listen]]
-transport = "udp"
-address = "127.0.0.1"
-port = 5060
 
-[[listen]]
-transport = "tcp"
-address = "127.0.0.1"
-port = 5060
+def _action_problems(actions: dict[str, Any]) -> list[str]:
+    """Check the [actions] tables without opening files, sockets or firewalls."""
+    if not actions:
+        return []
+    from sipwatch.actions import check_sinks
 
-# [[listen]]
-# transport = "tls"
-# address = "127.0.0.1"
-# port = 5061
-
-[tls]
-# PEM certificate and private key for the tls listeners. Both "" = a self-signed
-# certificate is generated once and kept in "sipwatch-tls/" next to the store.
-cert = ""
-key = ""
-
-[personality]
-# Which PBX the sensor pretends to be: a built-in name (asterisk, freeswitch, kamailio, or
-# a phone-like device) or the path of a personality TOML file. It sets the Server /
-# User-Agent, Allow and Supported headers and how calls are answered.
-name = "asterisk"
-# Digest realm in challenges; "" = the personality's own.
-realm = ""
-
-[accounts]
-# Extensions that exist (REGISTER / INVITE get 401/407 challenges; others get 404):
-# single extensions and LOW-HIGH ranges, e.g. ["100-199", 1000, "2000-2099"].
-extensions = ["100-199"]
-
-# Passwords of the accounts attackers may "crack"; extensions without a password exist
-# but every guess fails (403). Weak passwords let an attacker register and then show the
-# numbers it wants to call. When you write an [accounts] section, only the passwords
-# listed here exist (the demo passwords below are not added).
-[accounts.passwords]
-100 = "100"
-101 = "1234"
-102 = "Qv7-nM2p-Xr9w-Lt4k"
-
-[auth]
-# Digest algorithms offered in challenges: "MD5" and/or "SHA-256" (one challenge each).
-algorithms = ["MD5"]
-# Seconds a nonce stays valid; an older one gets a fresh challenge (stale=true).
-nonce_ttl = 300
-
-[safety]
-# Replies per second per source address (token bucket) and the burst allowed above it.
-# Requests over the limit are recorded but not answered, and counted.
-reply_rate = 20
-reply_burst = 40
-# Source addresses tracked at once for rate limiting (least recently seen forgotten first).
-max_sources = 100000
-# A UDP reply is never larger than this many times the request it answers, so the sensor
-# cannot be used to amplify a spoofed-source attack. May be lowered, never above 3.
-amplification_factor = 3
-# Registrations remembered at once ("registered" sources), least recent forgotten first.
-max_registrations = 100000
-
-[tcp]
-# Seconds an idle TCP/TLS connection is kept open.
-idle_timeout = 60
-# Open TCP/TLS connections at once, in total and per source address.
-max_connections = 1024
-max_per_source = 16
-# Bytes buffered per connection for an unfinished message; a larger message closes it.
-max_buffer = 65536
-
-[passwords]
-# Password insight: each digest attempt is tested against the configured passwords and a
-# wordlist of common SIP passwords, to record which password was tried.
-# A file with one password per line; "" = the built-in list.
-wordlist = ""
-# At most this many candidates are tested per attempt (0 = only the configured passwords).
-max_candidates = 1000
-"""
+    return check_sinks(actions)

@@ -24,7 +24,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sipwatch.actions import ActionConfigError, build_sinks, sink_stats
+from sipwatch.detect.chains import ChainTracker
+from sipwatch.detect.detector import Detector, EventAction
+from sipwatch.detect.engine import Engine, EngineConfig
 from sipwatch.detect.passwords import PasswordRecovery, load_wordlist
+from sipwatch.detect.rules import RuleError
 from sipwatch.detect.stages import LabelerConfig, StageLabeler
 from sipwatch.honeypot.accounts import Accounts
 from sipwatch.honeypot.config import SensorConfig
@@ -163,6 +168,8 @@ class Sensor:
         self.checkpointer: WalCheckpointer | None = None
         self._ingest_id = 0
         self.pump_errors = 0  # batches lost to an analyzer exception
+        self.detector: Detector | None = None
+        self.sinks: list = []
 
     # --- the per-message path (event loop) ----------------------------------------------
     def handle(self, inbound: Inbound) -> list[bytes]:
@@ -239,12 +246,35 @@ class Sensor:
                 raise SensorError(str(exc)) from None
         self.labeler = labeler
         self.recovery = recovery
-        self.pipeline = Pipeline([labeler.label, recovery.label], actions, batch_size=500)
+        analyzers = [labeler.label, recovery.label]
+        self.detector, self.sinks = self._detection(actions)
+        if self.detector is not None:
+            analyzers.append(self.detector.label)
+        self.pipeline = Pipeline(analyzers, actions, batch_size=500)
         self._ingest_id = self.store.start_ingest([f"sensor:{self.name}"])
         path = getattr(self.store, "path", None)
         if getattr(self.store, "engine", "") == "sqlite" and path is not None:
             self.store.query("PRAGMA wal_autocheckpoint=0")  # see WalCheckpointer
             self.checkpointer = WalCheckpointer(path)
+
+    def _detection(self, actions: list) -> tuple[Detector | None, list]:
+        """Rule engine, attack chains and event sinks from [detection] and [actions]."""
+        cfg = self.config
+        if not cfg.detection.enabled:
+            return None, []
+        det = cfg.detection
+        try:
+            engine = Engine.load(
+                list(det.rules),
+                overrides=det.overrides or None,
+                config=EngineConfig(watchlists=det.watchlists),
+            )
+            sinks = build_sinks(cfg.actions)
+        except (RuleError, ActionConfigError) as exc:
+            raise SensorError("; ".join(exc.problems)) from None
+        detector = Detector([engine, ChainTracker()])
+        actions.append(EventAction(detector, self.store, sinks))
+        return detector, sinks
 
     async def start(self) -> None:
         cfg = self.config
@@ -364,6 +394,12 @@ class Sensor:
             out["responder_errors"] = errors
         if self.pump_errors:
             out["analyzer_errors"] = self.pump_errors
+        if self.detector is not None:
+            out["events"] = self.detector.emitted
+            for name, stats in sink_stats(self.sinks).items():
+                for key in ("dropped", "failed"):
+                    if stats.get(key):
+                        out[f"{name}_{key}"] = stats[key]
         return out
 
 

@@ -234,6 +234,24 @@ def passwords(db: Queryable, limit: int = 20, per_extension: int = 5) -> Table:
     )
 
 
+def events(db: Queryable, limit: int = 20) -> Table:
+    """Detection events, most severe and most recent first."""
+    rows = db.query(
+        "SELECT severity, rule, stage, src, count, first, last, summary FROM events"
+        " ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2"
+        " WHEN 'low' THEN 3 ELSE 4 END, last DESC, id LIMIT ?",
+        (limit,),
+    )
+    return Table(
+        "events",
+        "Detection events",
+        ["severity", "rule", "stage", "source", "count", "first", "last", "summary"],
+        [(sev, r, st, src, n, utc(f), utc(la), summ) for sev, r, st, src, n, f, la, summ in rows],
+        "what the analyzer's rules, attack chains and information-sharing links reported "
+        "(docs/rules.md); count: messages that counted for the event; most severe first",
+    )
+
+
 def numbers(db: Queryable, limit: int = 20) -> Table:
     rows = db.query(
         "SELECT number, number_type, number_country, COUNT(*), COUNT(DISTINCT src)"
@@ -297,6 +315,7 @@ REPORTS: dict[str, Callable[..., Table]] = {
     "tools": tools,
     "extensions": extensions,
     "passwords": passwords,
+    "events": events,
     "numbers": numbers,
     "methods": methods,
     "codes": codes,
@@ -304,7 +323,7 @@ REPORTS: dict[str, Callable[..., Table]] = {
 }
 
 
-TOP_N = {"top_sources", "user_agents", "tools", "extensions", "passwords", "numbers"}
+TOP_N = {"top_sources", "user_agents", "tools", "extensions", "passwords", "events", "numbers"}
 
 
 def all_tables(

@@ -5,9 +5,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sipwatch.record import Record
+
+if TYPE_CHECKING:
+    from sipwatch.detect.events import Event
 
 
 class StoreError(Exception):
@@ -49,6 +52,10 @@ class Store(abc.ABC):
     def end_bulk_load(self) -> None:
         """Write everything queued and release bulk-load helpers (e.g. a writer process)."""
         self.flush()
+
+    @abc.abstractmethod
+    def add_events(self, events: Iterable[Event]) -> int:
+        """Store detection events now; an event already stored (same id) is updated."""
 
     @abc.abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:

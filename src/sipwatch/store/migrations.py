@@ -18,6 +18,7 @@ STEPS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "messages table", (schema.MESSAGES_DDL,)),
     (2, "ingest runs table", (schema.INGEST_DDL,)),
     (3, "messages.password column", (schema.PASSWORD_DDL,)),
+    (4, "events table", (schema.EVENTS_DDL, schema.EVENTS_INDEX_DDL)),
 )
 
 LATEST = STEPS[-1][0]

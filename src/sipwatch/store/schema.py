@@ -136,6 +136,33 @@ CREATE TABLE messages (
 # v3: recovered passwords (detect/passwords.py). The default fills the rows of older stores.
 PASSWORD_DDL = "ALTER TABLE messages ADD COLUMN password TEXT NOT NULL DEFAULT ''"
 
+# Detection events (detect/events.py Event). One row per event id; a later emission of the same
+# event (it kept firing) updates last, count, evidence, data and severity in place.
+EVENT_COLUMNS: tuple[str, ...] = (
+    "id", "rule", "kind", "severity", "stage", "src", "targets", "node", "sensor",
+    "first", "last", "count", "summary", "evidence", "data", "tags",
+)  # fmt: skip
+EVENTS_DDL = """
+CREATE TABLE events (
+    id {id} PRIMARY KEY,
+    rule TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    src TEXT NOT NULL,
+    targets TEXT NOT NULL,
+    node TEXT NOT NULL,
+    sensor TEXT NOT NULL,
+    first {real} NOT NULL,
+    last {real} NOT NULL,
+    count BIGINT NOT NULL,
+    summary TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    data TEXT NOT NULL,
+    tags TEXT NOT NULL
+)"""
+EVENTS_INDEX_DDL = "CREATE INDEX events_src ON events (src, first)"
+
 INGEST_DDL = """
 CREATE TABLE ingest (
     id {serial},
@@ -171,3 +198,13 @@ def insert_sql(engine: str) -> str:
         return f"INSERT OR IGNORE INTO messages ({cols}) VALUES ({marks})"
     marks = ", ".join(["%s"] * len(MESSAGE_COLUMNS))
     return f"INSERT INTO messages ({cols}) VALUES ({marks}) ON CONFLICT (ts, id) DO NOTHING"
+
+
+def upsert_events_sql(engine: str) -> str:
+    """Insert an event, or update the one with the same id (it kept firing)."""
+    cols = ", ".join(EVENT_COLUMNS)
+    mark = "?" if engine == "sqlite" else "%s"
+    marks = ", ".join([mark] * len(EVENT_COLUMNS))
+    updated = ("severity", "last", "count", "summary", "evidence", "data", "tags")
+    sets = ", ".join(f"{c} = excluded.{c}" for c in updated)
+    return f"INSERT INTO events ({cols}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {sets}"

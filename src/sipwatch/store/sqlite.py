@@ -7,11 +7,14 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sipwatch import __version__
 from sipwatch.record import Record
 from sipwatch.store import migrations, schema
+
+if TYPE_CHECKING:
+    from sipwatch.detect.events import Event
 from sipwatch.store.base import Store, StoreError
 from sipwatch.store.rows import fallback_row, message_row
 from sipwatch.store.writer import WriterError, WriterProcess, insert_rows
@@ -40,6 +43,7 @@ class SqliteStore(Store):
         self.batch_rows = max(1, batch_rows)
         self._pending: list[tuple] = []
         self._insert = schema.insert_sql("sqlite")
+        self._upsert_events = schema.upsert_events_sql("sqlite")
         self._version = 0
         self._conn = self._connect()
 
@@ -72,6 +76,8 @@ class SqliteStore(Store):
         # 16 MiB of page cache; temporary sorts (report GROUP BYs) spill to disk, so memory
         # stays bounded whatever the store size
         conn.execute("PRAGMA cache_size=-16384")
+        # a writer process (bulk loads) or another sipwatch may hold the write lock briefly
+        conn.execute("PRAGMA busy_timeout=30000")
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if names and "migrations" not in names:
             raise StoreError(f"{self.path} is a SQLite file but not a sipwatch trace store")
@@ -184,6 +190,26 @@ class SqliteStore(Store):
         self._conn.execute("ANALYZE")
 
     # --- reading ---------------------------------------------------------------------------
+    def add_events(self, events: Iterable[Event]) -> int:
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        from sipwatch.store.eventrows import event_row
+
+        rows = [event_row(e) for e in events]
+        if not rows:
+            return 0
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")  # waits (busy_timeout) while a writer process commits
+        try:
+            conn.executemany(self._upsert_events, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.counters["events"] = self.counters.get("events", 0) + len(rows)
+        return len(rows)
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         if self._pending:
             self.flush()

@@ -67,14 +67,18 @@ def test_example_config_is_the_default(tmp_path: Path) -> None:
 def test_example_config_shows_every_key() -> None:
     cfg = SensorConfig()
     for section in fields(cfg):
-        if section.name in ("source", "listen"):
+        if section.name in ("source", "listen", "actions"):
             continue
         assert f"\n[{section.name}]\n" in EXAMPLE_CONFIG
         for key in fields(getattr(cfg, section.name)):
             if (section.name, key.name) == ("accounts", "passwords"):
                 assert "\n[accounts.passwords]\n" in EXAMPLE_CONFIG
                 continue
+            if section.name == "detection" and key.name in ("overrides", "watchlists"):
+                assert f"\n[detection.{key.name}]\n" in EXAMPLE_CONFIG
+                continue
             assert re.search(rf"^(# )?{key.name} = ", EXAMPLE_CONFIG, re.M), key.name
+    assert "\n[actions]\n" in EXAMPLE_CONFIG
     assert "[[listen]]\ntransport = " in EXAMPLE_CONFIG
     assert '# transport = "tls"' in EXAMPLE_CONFIG  # listed, commented out
     for line in EXAMPLE_CONFIG.splitlines():

@@ -1,0 +1,113 @@
+"""The detection stage of the pipeline: rule engine and attack chains, events to store and sinks.
+
+Detector is an analyzer (a callable taking a Record), run after the stage labeller and password
+recovery; it collects the events that the rule engine and the chain tracker emit. EventAction is
+the matching pipeline action: after each batch it stores the collected events and hands them to
+the event sinks (JSON lines, syslog, webhook, blocklist), so events follow their messages with
+at most one batch of delay, live and offline alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from sipwatch.detect.events import Event, EventSink
+from sipwatch.record import Record
+from sipwatch.store.base import Store
+
+log = logging.getLogger("sipwatch.detect")
+
+
+class EventSource(Protocol):
+    """What the rule engine and the chain tracker have in common."""
+
+    def feed(self, record: Record) -> list[Event]: ...
+
+    def flush(self) -> list[Event]: ...
+
+
+class Detector:
+    """Run every event source over each record; keep what they emit until taken."""
+
+    def __init__(self, sources: Sequence[EventSource]) -> None:
+        self.sources = list(sources)
+        self.emitted = 0
+        self._pending: list[Event] = []
+
+    def __call__(self, record: Record) -> Record:
+        for source in self.sources:
+            events = source.feed(record)
+            if events:
+                self._pending.extend(events)
+        return record
+
+    label = __call__  # the same spelling as the other analyzers
+
+    def take(self) -> list[Event]:
+        """The events emitted since the last take (in order)."""
+        out, self._pending = self._pending, []
+        self.emitted += len(out)
+        return out
+
+    def finish(self) -> list[Event]:
+        """End of input: the sources' final updates, plus anything not yet taken."""
+        for source in self.sources:
+            self._pending.extend(source.flush())
+        return self.take()
+
+
+class EventAction:
+    """Pipeline action: after each batch, the detector's events go to the store and the sinks."""
+
+    fatal = False  # a failing sink is counted by the pipeline; detection goes on
+
+    def __init__(
+        self,
+        detector: Detector,
+        store: Store | None,
+        sinks: Sequence[EventSink],
+        store_at_end: bool = False,
+    ) -> None:
+        """store_at_end: keep the latest version of each event and store them all at close
+        (bulk loads: a writer process holds the store's write lock most of the time)."""
+        self.detector = detector
+        self.store = store
+        self.sinks = list(sinks)
+        self.sink_errors = 0
+        self.store_at_end = store_at_end
+        self._latest: dict[int, Event] = {}
+
+    def handle(self, batch: list[Record]) -> None:
+        self._deliver(self.detector.take())
+
+    def _deliver(self, events: list[Event]) -> None:
+        if not events:
+            return
+        if self.store is not None:
+            if self.store_at_end:
+                for e in events:  # one row per id: only its latest version is stored
+                    self._latest[e.id] = e
+            else:
+                self.store.add_events(events)
+        for sink in self.sinks:
+            try:
+                sink.emit(events)
+            except Exception:  # one broken output must not cost the others their events
+                self.sink_errors += 1
+                if self.sink_errors == 1 or self.sink_errors % 1000 == 0:
+                    log.exception("event sink %s failed", type(sink).__name__)
+
+    def close(self) -> None:
+        try:
+            self._deliver(self.detector.finish())
+            if self._latest and self.store is not None:
+                self.store.add_events(list(self._latest.values()))
+                self._latest.clear()
+        finally:
+            for sink in self.sinks:
+                try:
+                    sink.close()
+                except Exception:
+                    log.exception("closing event sink %s failed", type(sink).__name__)
