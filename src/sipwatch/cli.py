@@ -190,9 +190,11 @@ def version() -> None:
     out.print(f"sipwatch {__version__}")
 
 
+from sipwatch.evaluate_cli import evaluate  # noqa: E402  (its imports are lazy)
 from sipwatch.sensor_cli import sensor  # noqa: E402  (its imports are lazy)
 
 app.command()(sensor)
+app.command()(evaluate)
 
 
 def main() -> None:

@@ -65,6 +65,14 @@ class CountWin:
         self.ev: list[int] | int | None = None
         self.ep: Episode | None = None
 
+    @classmethod
+    def one(cls, ts: float) -> CountWin:
+        """A window holding one message (seen at ts)."""
+        w = cls()
+        w.n = w.bn = 1
+        w.bt = ts
+        return w
+
     def add(self, ts: float, window: float, gran: float) -> int:
         horizon = ts - window
         old = self.old
@@ -154,6 +162,15 @@ class DistinctWin:
         self.ev: list[int] | int | None = None
         self.ep: Episode | None = None
 
+    @classmethod
+    def one(cls, value: str, ts: float) -> DistinctWin:
+        """A window holding one value (seen at ts)."""
+        w = cls()
+        w.x = value
+        w.t = ts
+        w.n = 1
+        return w
+
     def add(self, value: str, ts: float, window: float, cap: int) -> int:
         vals = self.x
         if vals is None or vals.__class__ is str:
@@ -201,13 +218,41 @@ class DistinctWin:
 
 
 class Table(OrderedDict):
-    """An LRU table of key -> [last touched, state per rule...]; counts what it drops."""
+    """An LRU table of key -> entry, one per key kind ("client", "client+user", ...).
 
-    def __init__(self, name: str, cap: int, horizon: float, slots: int) -> None:
+    An entry is a list [last touched, mask, state, state, ...]: bit i of the mask says that
+    the table's rule i has state for this key, and the states follow in rule order. So an
+    entry is only as long as the rules its key met (most keys meet one or two), and a rule
+    finds its state at 2 + the number of lower bits set.
+    """
+
+    def __init__(self, name: str, cap: int, horizon: float) -> None:
         super().__init__()
         self.name = name
         self.cap = cap
         self.horizon = horizon  # an entry untouched this long holds nothing live
-        self.slots = slots
+        self.rules: list = []  # the rules keyed by this kind, in bit order
         self.evictions = 0
         self.expired = 0
+        self._masks: dict[int, int] = {}  # one int object per mask value (shared by entries)
+
+    def insert(self, key: object, entry: list, bit: int, state: object) -> list:
+        """A copy of `entry` with `state` added for the rule of `bit` (exactly sized)."""
+        mask = entry[1]
+        pos = 2 + (mask & (bit - 1)).bit_count()
+        new = entry[:pos] + [state] + entry[pos:]  # concatenation sizes the list exactly
+        m = mask | bit
+        new[1] = self._masks.setdefault(m, m)
+        self[key] = new  # same key: keeps its place in the LRU order
+        return new
+
+    def states(self, entry: list) -> list[tuple[object, object]]:
+        """(rule, state) of every rule that has state in `entry`."""
+        mask = entry[1]
+        out = []
+        pos = 2
+        for i, rule in enumerate(self.rules):
+            if mask >> i & 1:
+                out.append((rule, entry[pos]))
+                pos += 1
+        return out

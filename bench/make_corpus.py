@@ -1,0 +1,281 @@
+"""Build a labelled corpus: real tools against the honeypot sensor on loopback, tcpdump recording.
+
+    python bench/make_corpus.py --out DIR      -> DIR/corpus.pcap, DIR/labels.csv
+
+Each actor has its own 127.0.0.x source address, so the labels file can name it. SIPVicious
+svwar and svcrack ignore their -b option, so they run through a tiny launcher that binds their
+socket to the actor's address. Needs root (tcpdump on lo), sipp, SIPVicious and tcpdump; the whole
+run takes about 30 s. Used by tests/integration/test_evaluate_corpus.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SIPP_DIR = ROOT / "tests" / "data" / "sipp"
+SERVERS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")  # the sensor listens on all three
+STRONG = "Zq8-vT3r-Lm6x-Pw2k"
+TYPO_PW = "Blue-Fox-77"
+CALL_PW = "Green-Owl-42"
+NEEDED = ("sipvicious_svmap", "sipvicious_svwar", "sipvicious_svcrack", "sipp", "tcpdump")
+
+# actor address -> label (several labels per actor are allowed; one each here)
+ACTORS = {
+    "127.0.0.11": "server_scan",  # svmap over the three server addresses
+    "127.0.0.12": "extension_scan",  # svwar -e100-199
+    "127.0.0.13": "bruteforce",  # svcrack on 101 (finds 1234)
+    "127.0.0.14": "toll_fraud",  # SIPp authenticated INVITEs to international/premium numbers
+    "127.0.0.15": "flood",  # SIPp OPTIONS at 400/s
+    "127.0.0.21": "benign",  # SIPp registrations with the right password
+    "127.0.0.22": "benign",  # a user who mistypes the password once, then gets it right
+    "127.0.0.23": "benign",  # OPTIONS keepalives (a monitoring probe)
+    "127.0.0.24": "benign",  # calls between extensions
+}
+
+# SIPVicious binds to '' or 0.0.0.0 whatever -b says: bind to the actor's address instead.
+_LAUNCH = """import importlib, socket, sys
+_bind, _ip = socket.socket.bind, sys.argv[1]
+def bind(self, addr):
+    if isinstance(addr, tuple) and addr[0] in ("", "0.0.0.0"):
+        addr = (_ip, *addr[1:])
+    return _bind(self, addr)
+socket.socket.bind = bind
+tool = sys.argv[2]
+del sys.argv[1:3]
+sys.argv[0] = "sipvicious_" + tool
+sys.exit(importlib.import_module("sipvicious." + tool).main())
+"""
+
+
+def missing_tools() -> list[str]:
+    return [t for t in NEEDED if shutil.which(t) is None]
+
+
+def _free_port() -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        ok = True
+        for host in SERVERS[1:]:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    ok = False
+        if ok:
+            return port
+    raise RuntimeError("no free port")
+
+
+def _config(work: Path, port: int) -> str:
+    listen = "".join(
+        f'[[listen]]\ntransport = "udp"\naddress = "{a}"\nport = {port}\n' for a in SERVERS
+    )
+    return f"""[sensor]
+name = "corpus"
+store = "{work / "sensor.sqlite"}"
+region = "NL"
+log_interval = 60
+
+{listen}
+[personality]
+name = "asterisk"
+
+[accounts]
+extensions = ["100-105", "150", "199"]
+[accounts.passwords]
+101 = "1234"
+102 = "{STRONG}"
+103 = "{TYPO_PW}"
+104 = "{CALL_PW}"
+
+[safety]
+reply_rate = 5000
+reply_burst = 10000
+"""
+
+
+class _Proc:
+    """A background process whose stderr is read until a line shows it is ready."""
+
+    def __init__(self, cmd: list[str], ready: str, cwd: Path, count: int = 1) -> None:
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )  # fmt: skip
+        threading.Thread(target=self._read, args=(ready, count), daemon=True).start()
+
+    def _read(self, ready: str, count: int) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip())
+            if sum(ready in x for x in self.lines) >= count:
+                self._ready.set()
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._ready.wait(0.1):
+                return
+            if self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"{self.proc.args[0]} did not start:\n" + "\n".join(self.lines[-20:]))
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _run(cmd: list[str], work: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, HOME=str(work))  # SIPVicious keeps sessions under ~/.sipvicious
+    return subprocess.run(
+        cmd, cwd=work, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _sv(tool: str, actor: str, port: int, args: list[str], work: Path) -> None:
+    _run([sys.executable, "-c", _LAUNCH, actor, tool, "-p", str(port), *args], work)
+
+
+def _sipp(
+    scenario: str, actor: str, port: int, args: list[str], work: Path, **subst: str
+) -> subprocess.CompletedProcess[str]:
+    text = (SIPP_DIR / scenario).read_text()
+    for key, value in subst.items():
+        text = text.replace(f"@{key}@", value)
+    xml = work / f"{actor}-{time.monotonic_ns()}.xml"
+    xml.write_text(text)
+    cmd = [
+        "sipp", f"127.0.0.1:{port}", "-sf", str(xml), "-i", actor, "-p", "0", "-nostdin",
+        "-timeout", "20s", "-max_recv_loops", "100", *args,
+    ]  # fmt: skip
+    return _run(cmd, work)
+
+
+def _register(actor: str, port: int, user: str, password: str, final: str, work: Path) -> None:
+    args = ["-m", "1", "-s", user, "-au", user, "-ap", password]
+    _sipp("register_auth.xml", actor, port, args, work, FINAL=final)
+
+
+def _call(actor: str, port: int, user: str, pw: str, number: str, work: Path, n: int = 1) -> None:
+    from sipwatch.honeypot.personality import load_personality
+
+    p = load_personality("asterisk")
+    args = ["-m", str(n), "-s", number, "-au", user, "-ap", pw]
+    _sipp(
+        "invite_auth.xml", actor, port, args, work,
+        USER=user, CHALLENGE=str(p.invite_challenge), FINAL=str(p.invite_final[-1]),
+    )  # fmt: skip
+
+
+def _keepalives(actor: str, port: int, n: int, gap: float) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((actor, 0))
+        s.settimeout(1)
+        lport = s.getsockname()[1]
+        for i in range(n):
+            msg = (
+                f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {actor}:{lport};branch=z9hG4bK-ka{i};rport\r\n"
+                f"From: <sip:monitor@{actor}>;tag=ka{i}\r\nTo: <sip:127.0.0.1:{port}>\r\n"
+                f"Call-ID: keepalive-{i}@{actor}\r\nCSeq: {i + 1} OPTIONS\r\n"
+                "Max-Forwards: 70\r\nUser-Agent: corpus-monitor/1.0\r\nContent-Length: 0\r\n\r\n"
+            )
+            s.sendto(msg.encode(), ("127.0.0.1", port))
+            with contextlib.suppress(TimeoutError):  # a lost reply is fine for a probe
+                s.recvfrom(65535)
+            time.sleep(gap)
+
+
+def _benign(port: int, work: Path) -> None:
+    for _ in range(3):
+        _register("127.0.0.21", port, "102", STRONG, "200", work)
+        time.sleep(0.5)
+    _register("127.0.0.22", port, "103", "Blue-Fox-76", "403", work)  # the typo
+    time.sleep(1)
+    _register("127.0.0.22", port, "103", TYPO_PW, "200", work)
+    _register("127.0.0.24", port, "104", CALL_PW, "200", work)
+    _call("127.0.0.24", port, "104", CALL_PW, "105", work)
+    _call("127.0.0.24", port, "104", CALL_PW, "150", work)
+
+
+def _attacks(port: int, work: Path) -> None:
+    _sv("svmap", "127.0.0.11", port, ["127.0.0.1-3"], work)
+    _sv("svwar", "127.0.0.12", port, ["-e100-199", "127.0.0.1"], work)
+    words = work / "words.txt"
+    words.write_text("\n".join(["0000", "letmein", "password", "101", "12345", "1234"]) + "\n")
+    _sv("svcrack", "127.0.0.13", port, ["-u101", "-d", str(words), "127.0.0.1"], work)
+    _call("127.0.0.14", port, "101", "1234", "00442079460000", work, n=3)
+    _call("127.0.0.14", port, "101", "1234", "0900123456", work, n=2)
+    _sipp("options_flood.xml", "127.0.0.15", port, ["-r", "400", "-m", "2400"], work)
+
+
+def make_corpus(out: Path) -> tuple[Path, Path]:
+    """Record the corpus into ``out``; return (pcap, labels csv)."""
+    missing = missing_tools()
+    if missing:
+        raise RuntimeError(f"needs {', '.join(missing)}")
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / "work"
+    work.mkdir(exist_ok=True)
+    port = _free_port()
+    pcap = out / "corpus.pcap"
+    (work / "sensor.toml").write_text(_config(work, port))
+    sensor = _Proc(
+        [sys.executable, "-m", "sipwatch.cli", "sensor", "--config", str(work / "sensor.toml")],
+        "sipwatch.sensor: listening on", work, count=len(SERVERS),
+    )  # fmt: skip
+    try:
+        sensor.wait_ready(30)
+        dump = _Proc(
+            ["tcpdump", "-i", "lo", "-n", "-U", "-w", str(pcap), f"udp port {port}"],
+            "listening on", work,
+        )  # fmt: skip
+        try:
+            dump.wait_ready(15)
+            ka = threading.Thread(target=_keepalives, args=("127.0.0.23", port, 8, 2.0))
+            ka.start()
+            _benign(port, work)
+            _attacks(port, work)
+            ka.join(30)
+            time.sleep(1)  # the last replies
+        finally:
+            dump.stop(signal.SIGINT)
+    finally:
+        sensor.stop()
+    labels = out / "labels.csv"
+    labels.write_text("source_ip,label\n" + "".join(f"{a},{lb}\n" for a, lb in ACTORS.items()))
+    return pcap, labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for the corpus")
+    args = parser.parse_args()
+    started = time.monotonic()
+    pcap, labels = make_corpus(args.out)
+    print(f"{pcap} ({pcap.stat().st_size} bytes), {labels}: {time.monotonic() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
