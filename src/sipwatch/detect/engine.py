@@ -24,10 +24,10 @@ from sipwatch.detect.engine_rules import COUNT, DISTINCT, RATIO, SIG, CompiledRu
 from sipwatch.detect.engine_state import Episode, Table
 from sipwatch.detect.events import MAX_EVIDENCE, Event, event_id
 from sipwatch.detect.rules import RuleError, RulePack, load_packs
-from sipwatch.detect.rules_fields import client, key_text
-from sipwatch.detect.rules_match import normalise_watchlist
+from sipwatch.detect.rules_fields import client, key_text, normalise_watchlist
 from sipwatch.record import Record
 
+_BARE = (float, int, tuple)  # a key's first message kept without a window object
 _DISPATCH_MAX = 4096  # (is_request, method, status) combinations cached; methods are attacker text
 
 
@@ -97,7 +97,7 @@ class Engine:
     @classmethod
     def load(
         cls,
-        paths: list[str | Path] | tuple = (),
+        paths: str | Path | list[str | Path] | tuple = (),
         *,
         default: bool = True,
         overrides: dict[str, Any] | None = None,
@@ -323,10 +323,19 @@ class Engine:
     # --- bounded state --------------------------------------------------------------------
     def _close(self, table: Table, entry: list, out: list[Event]) -> None:
         """Emit the last state of the entry's open episodes that changed since emitted."""
-        for c, state in table.states(entry):
-            ep = state if c.kind == SIG else getattr(state, "ep", None)  # type: ignore[attr-defined]
+        mask = entry[1]
+        pos = 2
+        while mask:  # one step per rule with state here (runs for every dropped key)
+            low = mask & -mask
+            state = entry[pos]
+            pos += 1
+            mask ^= low
+            if state.__class__ in _BARE:
+                continue
+            c = table.rules[low.bit_length() - 1]
+            ep = state if c.kind == SIG else state.ep
             if ep is not None and ep.dirty:
-                out.append(self._emit(c, ep, ep.last))  # type: ignore[arg-type]
+                out.append(self._emit(c, ep, ep.last))
 
     def _evict(self, table: Table, out: list[Event]) -> None:
         _, entry = table.popitem(last=False)

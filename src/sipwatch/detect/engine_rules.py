@@ -27,7 +27,7 @@ class CompiledRule:
         "rule", "id", "kind", "pred", "disp", "key", "table", "bit", "lower", "window", "gran",
         "thr", "min_samples", "cap", "suppress", "field", "hit", "prior", "within", "target",
         "feeds_prior", "matches", "ev_from", "lazy", "cls", "src_idx", "tgt_idx", "ctx",
-        "summary",
+        "summary", "names",
     )  # fmt: skip
 
     def __init__(
@@ -83,6 +83,7 @@ class CompiledRule:
         getters = {**STRING_FIELDS, "status": _status}
         self.ctx = tuple((n, getters[n]) for n in sorted(names) if n in getters)
         self.summary = rule.summary
+        self.names = tuple(sorted(names))
 
     def materialise(self, bare: Any) -> Any:
         """The window object for a key's first message kept bare (see `lazy`)."""
@@ -148,31 +149,37 @@ def build_event(c: CompiledRule, ep: Episode) -> Event:
 def summary(c: CompiledRule, ep: Episode, targets: tuple[str, ...]) -> str:
     """The rule's summary template filled in (fields from the episode's first message)."""
     rule = c.rule
-    value = shown(rule, ep.value)
     fields: dict[str, object] = dict(ep.ctx)
-    fields.update(
-        rule=rule.id,
-        severity=rule.severity,
-        key=ep.keytext,
-        targets=", ".join(targets),
-        first=ep.first,
-        last=ep.last,
-        count=ep.count,
-        value=_num(value),
-        distinct=_num(value),
-        threshold=_num(rule.threshold),
-        window=_num(rule.window),
-        rate=_num(round(value, 1)),
-        ratio=f"{value:.0%}" if rule.aggregate == "ratio" else _num(value),
-        samples=ep.count,
-        hits=_num(round(value * ep.count)),
-        duration=_num(round(ep.last - ep.first, 1)),
-    )
-    fields.setdefault("status", "")
+    for name in c.names:  # only what the template uses
+        if name not in fields:
+            fields[name] = _VALUES[name](rule, ep, targets)
     try:
         return c.summary.format_map(fields)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return f"{rule.id}: {ep.keytext} ({ep.count} messages)"
+
+
+_VALUES: dict[str, Any] = {
+    "rule": lambda rule, ep, t: rule.id,
+    "severity": lambda rule, ep, t: rule.severity,
+    "key": lambda rule, ep, t: ep.keytext,
+    "targets": lambda rule, ep, t: ", ".join(t),
+    "first": lambda rule, ep, t: ep.first,
+    "last": lambda rule, ep, t: ep.last,
+    "count": lambda rule, ep, t: ep.count,
+    "samples": lambda rule, ep, t: ep.count,
+    "value": lambda rule, ep, t: _num(shown(rule, ep.value)),
+    "distinct": lambda rule, ep, t: _num(shown(rule, ep.value)),
+    "threshold": lambda rule, ep, t: _num(rule.threshold),
+    "window": lambda rule, ep, t: _num(rule.window),
+    "rate": lambda rule, ep, t: _num(round(shown(rule, ep.value), 1)),
+    "ratio": lambda rule, ep, t: (
+        f"{ep.value:.0%}" if rule.aggregate == "ratio" else _num(shown(rule, ep.value))
+    ),
+    "hits": lambda rule, ep, t: _num(round(shown(rule, ep.value) * ep.count)),
+    "duration": lambda rule, ep, t: _num(round(ep.last - ep.first, 1)),
+    "status": lambda rule, ep, t: "",
+}
 
 
 def shown(rule: Rule, value: float) -> float:

@@ -245,14 +245,3 @@ class Table(OrderedDict):
         new[1] = self._masks.setdefault(m, m)
         self[key] = new  # same key: keeps its place in the LRU order
         return new
-
-    def states(self, entry: list) -> list[tuple[object, object]]:
-        """(rule, state) of every rule that has state in `entry`."""
-        mask = entry[1]
-        out = []
-        pos = 2
-        for i, rule in enumerate(self.rules):
-            if mask >> i & 1:
-                out.append((rule, entry[pos]))
-                pos += 1
-        return out

@@ -106,7 +106,7 @@ def load_pack(path: str | Path) -> RulePack:
 
 
 def load_packs(
-    paths: list[str | Path] | tuple = (),
+    paths: str | Path | list[str | Path] | tuple = (),
     *,
     default: bool = True,
     overrides: dict[str, Any] | None = None,
@@ -118,6 +118,8 @@ def load_packs(
     """
     problems: list[str] = []
     packs: list[RulePack] = []
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
     files = ([DEFAULT_PACK] if default else []) + [Path(p) for p in paths]
     for path in files:
         try:
@@ -315,10 +317,8 @@ def _key(value: object, bad: Any) -> tuple[str, ...]:
     parts = tuple(p.strip() for p in value.split("+")) if isinstance(value, str) else ()
     unknown = [p for p in parts if p not in STRING_FIELDS]
     if not parts or unknown or len(set(parts)) != len(parts):
-        bad(
-            "key",
-            f"must be field names joined by + (e.g. client+user); unknown: {', '.join(unknown) or value!r}",
-        )
+        what = ", ".join(unknown) if unknown else repr(value)
+        bad("key", f"must be field names joined by + (e.g. client+user); unknown: {what}")
         return ("client",)
     return parts
 

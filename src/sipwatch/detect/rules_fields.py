@@ -4,10 +4,14 @@ Each field is a getter `(record, msg) -> value`, cheap enough for the hot path (
 message caches its flat fields). "client" is the requester's address: the source of a
 request, the destination of a response (a response travels back to whoever asked).
 Unparsed payloads (msg.error set, neither request nor response) count as sent by their source.
+Also here: the parser's error and anomaly codes, and the address and watch-list values that
+conditions compare fields with.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable
 
 from sipwatch.detect.stages import BENIGN_ANOMALIES
@@ -15,6 +19,50 @@ from sipwatch.record import Record
 from sipwatch.sip.message import SipMessage
 
 Getter = Callable[[Record, SipMessage], object]
+Pred = Callable[[Record, SipMessage], bool]
+_ADDR_CACHE_MAX = 65536
+
+# codes of sip/message.py (a test keeps these in step with its docstring)
+ERROR_CODES = frozenset(
+    {"empty", "keepalive", "not_sip", "bad_start_line", "bad_status", "internal"}
+)
+ANOMALY_CODES = frozenset(
+    [
+        "junk_before_start_line",
+        "invalid_version",
+        "status_out_of_range",
+        "long_method",
+        "long_request_uri",
+        "bad_request_uri",
+        "start_line_whitespace",
+        "unbalanced_quotes",
+        "long_call_id",
+        "long_from",
+        "long_to",
+        "long_via",
+        "long_contact",
+        "missing_via",
+        "missing_from",
+        "missing_to",
+        "missing_call_id",
+        "missing_cseq",
+        "duplicate_header",
+        "cseq_invalid",
+        "cseq_negative",
+        "cseq_too_large",
+        "cseq_method_mismatch",
+        "content_length_missing",
+        "content_length_invalid",
+        "content_length_mismatch",
+        "multiple_messages",
+        "no_end_of_headers",
+        "header_no_colon",
+        "bad_header_name",
+        "too_many_headers",
+        "header_too_long",
+        "body_too_large",
+    ]
+)
 
 
 def client(r: Record, m: SipMessage) -> str:
@@ -82,6 +130,12 @@ STRING_FIELDS: dict[str, Getter] = {
     "error": lambda r, m: m.error,
 }
 
+# fields that are plain Record attributes: predicates read them with a C attrgetter
+RECORD_ATTRS = frozenset(
+    {"src", "dst", "node", "sensor", "transport", "stage", "tool", "tool_data", "number"}
+    | {"number_type", "number_country", "password"}
+)
+
 BOOL_FIELDS: dict[str, Getter] = {
     "is_request": lambda r, m: m.is_request,
     "fuzz": lambda r, m: r.fuzz,
@@ -129,3 +183,57 @@ def key_getter(parts: tuple[str, ...]) -> Callable[[Record, SipMessage], object]
 def key_text(key: object) -> str:
     """Stable text of a key (part of the event id)."""
     return "|".join(key) if isinstance(key, tuple) else str(key)
+
+
+def _has_credentials(r: Record, m: SipMessage) -> bool:
+    h = m.headers
+    return "authorization" in h or "proxy-authorization" in h
+
+
+# the boolean fields as direct predicates: name -> {True: pred, False: pred}
+BOOL_FAST: dict[str, dict[bool, Pred]] = {
+    "is_request": {True: lambda r, m: m.is_request, False: lambda r, m: not m.is_request},
+    "fuzz": {True: lambda r, m: r.fuzz, False: lambda r, m: not r.fuzz},
+    "has_credentials": {True: _has_credentials, False: lambda r, m: not _has_credentials(r, m)},
+    "password_recovered": {
+        True: lambda r, m: r.password != "",
+        False: lambda r, m: r.password == "",
+    },
+}
+
+
+def in_networks(get: Callable, nets: tuple) -> Pred:
+    cache: dict[str, bool] = {}  # the same few addresses repeat; bounded (cleared when full)
+
+    def inside(r: Record, m: SipMessage) -> bool:
+        addr = get(r, m)
+        hit = cache.get(addr)
+        if hit is None:
+            try:
+                ip = ipaddress.ip_address(addr.split("%", 1)[0])
+                hit = any(ip.version == n.version and ip in n for n in nets)
+            except ValueError:
+                hit = False
+            if len(cache) >= _ADDR_CACHE_MAX:
+                cache.clear()
+            cache[addr] = hit
+        return hit
+
+    return inside
+
+
+def normalise_watchlist(entries: object) -> frozenset[str] | None:
+    """Watch-list entries (numbers or prefixes, E.164 like +88216) without separators."""
+    if not isinstance(entries, list):
+        return None
+    out = set()
+    for e in entries:
+        if isinstance(e, bool) or not isinstance(e, (str, int)):
+            return None
+        s = re.sub(r"[\s.\-()/]", "", str(e))
+        if s.startswith("00"):
+            s = "+" + s[2:]
+        if not re.fullmatch(r"\+?[0-9]+", s):
+            return None
+        out.add(s)
+    return frozenset(out)

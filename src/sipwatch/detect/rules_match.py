@@ -11,64 +11,32 @@ so one load reports every mistake at once.
 from __future__ import annotations
 
 import ipaddress
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sipwatch.detect.rules_fields import ADDRESS_FIELDS, BOOL_FIELDS, STRING_FIELDS, real_anomalies
+from sipwatch.detect.rules_fields import (
+    ADDRESS_FIELDS,
+    ANOMALY_CODES,
+    BOOL_FAST,
+    BOOL_FIELDS,
+    ERROR_CODES,
+    RECORD_ATTRS,
+    STRING_FIELDS,
+    in_networks,
+    real_anomalies,
+)
 from sipwatch.record import Record
 from sipwatch.sip.message import SipMessage, canonical_name
 
 Pred = Callable[[Record, SipMessage], bool]
 StatusPred = Callable[[int], bool]
 
-# codes of sip/message.py (a test keeps these in step with its docstring)
-ERROR_CODES = frozenset(
-    {"empty", "keepalive", "not_sip", "bad_start_line", "bad_status", "internal"}
-)
-ANOMALY_CODES = frozenset(
-    [
-        "junk_before_start_line",
-        "invalid_version",
-        "status_out_of_range",
-        "long_method",
-        "long_request_uri",
-        "bad_request_uri",
-        "start_line_whitespace",
-        "unbalanced_quotes",
-        "long_call_id",
-        "long_from",
-        "long_to",
-        "long_via",
-        "long_contact",
-        "missing_via",
-        "missing_from",
-        "missing_to",
-        "missing_call_id",
-        "missing_cseq",
-        "duplicate_header",
-        "cseq_invalid",
-        "cseq_negative",
-        "cseq_too_large",
-        "cseq_method_mismatch",
-        "content_length_missing",
-        "content_length_invalid",
-        "content_length_mismatch",
-        "multiple_messages",
-        "no_end_of_headers",
-        "header_no_colon",
-        "bad_header_name",
-        "too_many_headers",
-        "header_too_long",
-        "body_too_large",
-    ]
-)
-
 _STRING_OPTS = frozenset({"in", "regex", "contains", "prefix", "numeric", "len", "empty", "nocase"})
 _HEADER_OPTS = frozenset({"name", "regex", "contains", "absent"})
 _ANY_SHORTHAND = frozenset({"tool", "error"})  # `tool: any` = the field is not empty
-_ADDR_CACHE_MAX = 65536
 _LEN_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d*)\s*)?$")
 
 
@@ -174,6 +142,8 @@ class _Builder:
             inner = self.block(value, at)
             return (lambda r, m: not inner(r, m)) if inner else None
         if name in BOOL_FIELDS:
+            if isinstance(value, bool) and name in BOOL_FAST:
+                return BOOL_FAST[name][value]
             return self.boolean(BOOL_FIELDS[name], value, at)
         if name == "anomalies":
             return self.anomalies(value, at)
@@ -186,10 +156,13 @@ class _Builder:
         if name in STRING_FIELDS:
             if name in _ANY_SHORTHAND and value == "any":
                 get = STRING_FIELDS[name]
+                if name in RECORD_ATTRS:
+                    ag = operator.attrgetter(name)
+                    return lambda r, m: ag(r) != ""
                 return lambda r, m: bool(get(r, m))
             if name == "error":
                 self.check_codes(value, ERROR_CODES, at)
-            return self.string(STRING_FIELDS[name], value, at, nocase=name == "user_agent")
+            return self.string(name, value, at, nocase=name == "user_agent")
         self.bad(at, "unknown field")
         return None
 
@@ -249,15 +222,21 @@ class _Builder:
             return lambda r, m: bool(get(r, m))
         return lambda r, m: not get(r, m)
 
-    def string(self, get: Callable, value: Any, at: str, nocase: bool = False) -> Pred | None:
+    def string(self, name: str, value: Any, at: str, nocase: bool = False) -> Pred | None:
+        get = STRING_FIELDS[name]
+        ag = operator.attrgetter(name) if name in RECORD_ATTRS else None  # one C call
         if isinstance(value, (str, int)) and not isinstance(value, bool):
             s = str(value)
+            if ag is not None:
+                return lambda r, m: ag(r) == s
             return lambda r, m: get(r, m) == s
         if isinstance(value, list):
             vals = self.strings(value, at)
             if vals is None:
                 return None
             allowed = frozenset(vals)
+            if ag is not None:
+                return lambda r, m: ag(r) in allowed
             return lambda r, m: get(r, m) in allowed
         if not isinstance(value, dict) or not value:
             self.bad(at, "must be a string, a list of strings or a mapping of tests")
@@ -455,7 +434,7 @@ class _Builder:
             except ValueError:
                 self.bad(at, f"{v!r} is not an address or CIDR network")
                 return None
-        return _in_networks(get, tuple(nets))
+        return in_networks(get, tuple(nets))
 
 
 def _all_str(tests: tuple, s: str) -> bool:
@@ -474,40 +453,3 @@ def _length_range(v: Any) -> tuple[int, int] | None:
     lo = int(m[1])
     hi = lo if m.lastindex == 1 and "-" not in v else (int(m[2]) if m[2] else 1 << 30)
     return (lo, hi) if lo <= hi else None
-
-
-def _in_networks(get: Callable, nets: tuple) -> Pred:
-    cache: dict[str, bool] = {}  # the same few addresses repeat; bounded (cleared when full)
-
-    def inside(r: Record, m: SipMessage) -> bool:
-        addr = get(r, m)
-        hit = cache.get(addr)
-        if hit is None:
-            try:
-                ip = ipaddress.ip_address(addr.split("%", 1)[0])
-                hit = any(ip.version == n.version and ip in n for n in nets)
-            except ValueError:
-                hit = False
-            if len(cache) >= _ADDR_CACHE_MAX:
-                cache.clear()
-            cache[addr] = hit
-        return hit
-
-    return inside
-
-
-def normalise_watchlist(entries: object) -> frozenset[str] | None:
-    """Watch-list entries (numbers or prefixes, E.164 like +88216) without separators."""
-    if not isinstance(entries, list):
-        return None
-    out = set()
-    for e in entries:
-        if isinstance(e, bool) or not isinstance(e, (str, int)):
-            return None
-        s = re.sub(r"[\s.\-()/]", "", str(e))
-        if s.startswith("00"):
-            s = "+" + s[2:]
-        if not re.fullmatch(r"\+?[0-9]+", s):
-            return None
-        out.add(s)
-    return frozenset(out)
