@@ -45,6 +45,13 @@ class Detector:
 
     label = __call__  # the same spelling as the other analyzers
 
+    def tick(self, now: float) -> None:
+        """Live sources: let sources close what went quiet by ``now`` (the receive clock)."""
+        for source in self.sources:
+            tick = getattr(source, "tick", None)
+            if tick is not None:
+                self._pending.extend(tick(now))
+
     def take(self) -> list[Event]:
         """The events emitted since the last take (in order)."""
         out, self._pending = self._pending, []

@@ -169,6 +169,8 @@ class Sensor:
         self._ingest_id = 0
         self.pump_errors = 0  # batches lost to an analyzer exception
         self.detector: Detector | None = None
+        self.event_action: EventAction | None = None
+        self._last_tick = 0.0
         self.sinks: list = []
 
     # --- the per-message path (event loop) ----------------------------------------------
@@ -273,7 +275,8 @@ class Sensor:
         except (RuleError, ActionConfigError) as exc:
             raise SensorError("; ".join(exc.problems)) from None
         detector = Detector([engine, ChainTracker()])
-        actions.append(EventAction(detector, self.store, sinks))
+        self.event_action = EventAction(detector, self.store, sinks)
+        actions.append(self.event_action)
         return detector, sinks
 
     async def start(self) -> None:
@@ -359,6 +362,12 @@ class Sensor:
         try:
             if self.pipeline.pump() and self.checkpointer is not None:
                 self.checkpointer.kick()
+            if self.detector is not None and self.event_action is not None:
+                now = time.time()  # the clock the records are stamped with at receipt
+                if now - self._last_tick >= 1.0:  # close events that went quiet, once a second
+                    self._last_tick = now
+                    self.detector.tick(now)
+                    self.event_action.handle([])
         except Exception:  # an analyzer bug must not stop the honeypot; it is logged, counted
             self.pump_errors += 1
             if self.pump_errors == 1 or self.pump_errors % 1000 == 0:

@@ -1,0 +1,89 @@
+"""Detector and EventAction: events from every source, to the store and every sink."""
+
+from __future__ import annotations
+
+from sipwatch.detect.detector import Detector, EventAction
+from sipwatch.detect.events import Event
+
+
+def _event(n: int, count: int = 1) -> Event:
+    return Event(
+        id=n, rule="r", kind="threshold", severity="low", stage="ES", src="198.51.100.1",
+        targets=(), node="", sensor="", first=1.0, last=2.0, count=count, summary="s",
+    )  # fmt: skip
+
+
+class Source:
+    def __init__(self) -> None:
+        self.fed = 0
+
+    def feed(self, record):
+        self.fed += 1
+        return [_event(self.fed)]
+
+    def flush(self):
+        return [_event(99)]
+
+    def tick(self, now):
+        return [_event(int(now))]
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.got: list[int] = []
+        self.closed = False
+
+    def emit(self, events):
+        self.got += [e.id for e in events]
+
+    def close(self):
+        self.closed = True
+
+
+class Store:
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, int]] = []
+
+    def add_events(self, events):
+        self.rows += [(e.id, e.count) for e in events]
+        return len(events)
+
+
+def test_events_flow_to_store_and_sinks_per_batch_and_at_close():
+    det = Detector([Source()])
+    store, sink = Store(), Sink()
+    action = EventAction(det, store, [sink])
+    det(object())
+    det(object())
+    action.handle([])
+    assert sink.got == [1, 2] and [r[0] for r in store.rows] == [1, 2]
+    det.tick(500.0)  # a live source closing quiet state
+    action.handle([])
+    assert sink.got[-1] == 500
+    action.close()
+    assert sink.got[-1] == 99 and sink.closed
+    assert det.emitted == 4
+
+
+def test_store_at_end_keeps_one_row_per_event_id():
+    det = Detector([])
+    store, sink = Store(), Sink()
+    action = EventAction(det, store, [sink], store_at_end=True)
+    det._pending += [_event(7, 1), _event(7, 5)]
+    action.handle([])
+    assert store.rows == [] and sink.got == [7, 7]  # sinks see every emission at once
+    action.close()
+    assert store.rows == [(7, 5)]  # the store only the latest
+
+
+def test_a_failing_sink_does_not_cost_the_others():
+    class Broken(Sink):
+        def emit(self, events):
+            raise RuntimeError("down")
+
+    det = Detector([Source()])
+    good = Sink()
+    action = EventAction(det, None, [Broken(), good])
+    det(object())
+    action.handle([])
+    assert good.got == [1] and action.sink_errors == 1
