@@ -298,8 +298,8 @@ def machine() -> str:
     )
 
 
-def shown_command() -> str:
-    """The command line as typed, without this machine's paths."""
+def shown_command(script: str = "bench_analyze.py") -> str:
+    """The command line as typed (``script`` is the benchmark's file), without this machine's paths."""
     parts = []
     for a in sys.argv[1:]:
         p = Path(a)
@@ -309,7 +309,7 @@ def shown_command() -> str:
             except ValueError:
                 a = p.name
         parts.append(a)
-    return " ".join(["python bench/bench_analyze.py", *parts])
+    return " ".join([f"python bench/{script}", *parts])
 
 
 def table(rows: list[Row], target: Row | None) -> str:

@@ -44,8 +44,16 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
-from bench_analyze import _descendants, _rss_kb, git_commit, machine, version_of  # noqa: E402
+from bench_analyze import (  # noqa: E402
+    _descendants,
+    _rss_kb,
+    git_commit,
+    machine,
+    shown_command,
+    version_of,
+)
 
+SCRIPT = "bench_honeypot.py"  # for the command line shown in BENCHMARKS.md
 HEADING = "## Honeypot sensor: REGISTER rate against Kamailio"
 DEFAULT_RATES = "2000,5000,10000,15000,20000,30000,40000,50000,60000,80000,100000"
 LOOPBACK = "127.0.0.1"
@@ -600,20 +608,6 @@ class Bench:
 # --- report ------------------------------------------------------------------------------------
 
 
-def shown_command() -> str:
-    """The command line as typed, without this machine's paths."""
-    parts = []
-    for a in sys.argv[1:]:
-        p = Path(a)
-        if p.is_absolute():
-            try:
-                a = str(p.resolve().relative_to(REPO))
-            except ValueError:
-                a = p.name
-        parts.append(a)
-    return " ".join(["python bench/bench_honeypot.py", *parts])
-
-
 def summary_table(targets: list[Target], mem_sources: int, max_loss: float) -> str:
     lines = [
         f"| target | highest rate with < {max_loss:g}% unanswered | first failing rate | "
@@ -901,7 +895,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ts = list(targets.values())
     md = [
-        f"Command: `{shown_command()}`",
+        f"Command: `{shown_command(SCRIPT)}`",
         "",
         f"Machine: {host}.",
         "",
@@ -921,7 +915,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(text)
     result = {
-        "date": date, "command": shown_command(), "machine": host,
+        "date": date, "command": shown_command(SCRIPT), "machine": host,
         "targets": {k: asdict(t) for k, t in targets.items()}, "notes": notes,
     }  # fmt: skip
     (args.out_dir / "honeypot-result.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -69,9 +69,9 @@ def test_an_alert_reaches_the_json_output_within_one_second(tmp_path: Path):
     finally:
         assert proc.stop() == 0, proc.log()
     assert seen is not None, proc.log()
-    delay = seen - sent
-    print(f"alert latency: {delay * 1000:.0f} ms")
-    assert delay < 1.0
+    # the figure (issue goal: under 1 s) is recorded in bench/BENCHMARKS.md, not asserted:
+    # tests make no timing assertions; this one checks that the alert arrives at all
+    print(f"alert latency: {(seen - sent) * 1000:.0f} ms")
     events = [json.loads(line) for line in jsonl.read_text().splitlines()]
     first = next(e for e in events if e["rule"] == "tool.attack-tool")
     assert first["src"] == "127.0.0.9" and first["severity"] and first["evidence"]
