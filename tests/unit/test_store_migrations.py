@@ -38,7 +38,7 @@ def test_old_store_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="upgrade it"):
         open_store(db, readonly=True)  # reports do not write: they ask for an upgrade
     with open_store(db) as store:
-        assert store.schema_version == migrations.LATEST == 4
+        assert store.schema_version == migrations.LATEST == 5
         assert store.query("SELECT COUNT(*) FROM messages") == [(2,)]
         store.finish_ingest(store.start_ingest(["x.pcap"]), 2, 0)  # the table step 2 added
         assert [r[0] for r in store.query("SELECT version FROM migrations ORDER BY version")] == [
@@ -46,6 +46,7 @@ def test_old_store_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> None:
             2,
             3,
             4,
+            5,
         ]
         store.add(trace())
     with open_store(db, readonly=True) as store:
@@ -57,10 +58,10 @@ def test_version_2_store_gets_the_password_column(tmp_path: Path) -> None:
     takes new rows with passwords; reports read it once it has been opened for writing."""
     db = tmp_path / "v2.sqlite"
     _old_store(db, 2, records=8)
-    with pytest.raises(StoreError, match="schema version 2.*upgrade it to 4"):
+    with pytest.raises(StoreError, match="schema version 2.*upgrade it to 5"):
         open_store(db, readonly=True)
     with open_store(db) as store:
-        assert store.schema_version == 4
+        assert store.schema_version == 5
         assert store.query("SELECT COUNT(*), MAX(password) FROM messages") == [(8, "")]
         records = trace()
         records[8].password = "1234"  # the second password try (a REGISTER)

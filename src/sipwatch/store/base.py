@@ -62,6 +62,37 @@ class Store(abc.ABC):
         """Run a read query (SQLite '?' placeholders) and return all rows."""
 
     @abc.abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement ('?' placeholders) in its own transaction; returns rowcount.
+
+        For small writes (sensor registry, rule packs, users), not for messages.
+        """
+
+    @abc.abstractmethod
+    def store_batch(
+        self,
+        sensor: str,
+        seq: int,
+        rows: Sequence[tuple],
+        events: Sequence[tuple] = (),
+        dropped: int = 0,
+    ) -> bool:
+        """Store one uplink batch exactly once, in one transaction.
+
+        rows are message rows (schema.MESSAGE_COLUMNS order), events event rows
+        (schema.EVENT_COLUMNS order). When (sensor, seq) was stored before, nothing is written
+        and False is returned; otherwise the batch is recorded in uplink_batches, messages
+        already stored (same ts and id) are skipped, events are upserted, and True is returned.
+        """
+
+    @abc.abstractmethod
+    def purge(self, before_ts: float) -> int:
+        """Retention: delete messages older than before_ts and events that ended before it.
+
+        Returns the number of messages deleted.
+        """
+
+    @abc.abstractmethod
     def start_ingest(self, sources: Sequence[str]) -> int:
         """Record the start of an ingest run (e.g. one `sipwatch analyze`); returns its id."""
 

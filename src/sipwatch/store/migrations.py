@@ -19,6 +19,7 @@ STEPS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (2, "ingest runs table", (schema.INGEST_DDL,)),
     (3, "messages.password column", (schema.PASSWORD_DDL,)),
     (4, "events table", (schema.EVENTS_DDL, schema.EVENTS_INDEX_DDL)),
+    (5, "central service: sensors, uplink batches, rule packs, users", schema.CENTRAL_DDL),
 )
 
 LATEST = STEPS[-1][0]

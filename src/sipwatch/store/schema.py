@@ -175,6 +175,51 @@ CREATE TABLE ingest (
     sipwatch_version TEXT NOT NULL DEFAULT ''
 )"""
 
+# v5: the central service. Sensors (tokens stored as SHA-256 of a 256-bit random token: a slow
+# password hash buys nothing against a guess space that large), the uplink batches already
+# stored (the exactly-once key), rule packs the central hands out, and dashboard logins.
+SENSORS_DDL = """
+CREATE TABLE sensors (
+    name TEXT PRIMARY KEY,
+    nodes TEXT NOT NULL,
+    deployment TEXT NOT NULL DEFAULT '',
+    token_hash TEXT NOT NULL,
+    created {real} NOT NULL,
+    revoked {real},
+    last_seen {real},
+    status TEXT NOT NULL DEFAULT ''
+)"""
+SENSORS_TOKEN_INDEX_DDL = "CREATE UNIQUE INDEX sensors_token ON sensors (token_hash)"
+UPLINK_BATCHES_DDL = """
+CREATE TABLE uplink_batches (
+    sensor TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    received {real} NOT NULL,
+    records INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    dropped BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (sensor, seq)
+)"""
+RULE_PACKS_DDL = """
+CREATE TABLE rule_packs (
+    version {serial},
+    name TEXT NOT NULL,
+    text TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created {real} NOT NULL,
+    active SMALLINT NOT NULL DEFAULT 0
+)"""
+USERS_DDL = """
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created {real} NOT NULL
+)"""
+CENTRAL_DDL: tuple[str, ...] = (
+    SENSORS_DDL, SENSORS_TOKEN_INDEX_DDL, UPLINK_BATCHES_DDL, RULE_PACKS_DDL, USERS_DDL,
+)  # fmt: skip
+
 # Secondary indexes for the report queries. Each one costs insert speed, so they are created
 # after a bulk load (Store.ensure_indexes) rather than maintained row by row during it.
 # The reports themselves are full-table aggregates (an index does not help them), so by
@@ -208,3 +253,10 @@ def upsert_events_sql(engine: str) -> str:
     updated = ("severity", "last", "count", "summary", "evidence", "data", "tags")
     sets = ", ".join(f"{c} = excluded.{c}" for c in updated)
     return f"INSERT INTO events ({cols}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {sets}"
+
+
+def placeholders(sql: str, engine: str) -> str:
+    """Queries are written with SQLite's '?'; PostgreSQL (psycopg) wants '%s' (and '%%')."""
+    if engine == "sqlite":
+        return sql
+    return sql.replace("%", "%%").replace("?", "%s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from sipwatch.detect.events import Event
 from sipwatch.store.base import Store, StoreError
 from sipwatch.store.rows import fallback_row, message_row
-from sipwatch.store.writer import WriterError, WriterProcess, insert_rows
+from sipwatch.store.writer import WriterError, WriterProcess, clean_text, insert_rows
 
 BATCH_ROWS = 5000  # rows per transaction: large enough to amortise the commit, small in memory
 
@@ -198,17 +198,69 @@ class SqliteStore(Store):
         rows = [event_row(e) for e in events]
         if not rows:
             return 0
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")  # waits (busy_timeout) while a writer process commits
-        try:
+        with self._transaction() as conn:
             conn.executemany(self._upsert_events, rows)
+        self.counters["events"] = self.counters.get("events", 0) + len(rows)
+        return len(rows)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        self.flush()
+        with self._transaction() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def store_batch(
+        self,
+        sensor: str,
+        seq: int,
+        rows: Sequence[tuple],
+        events: Sequence[tuple] = (),
+        dropped: int = 0,
+    ) -> bool:
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        self.flush()
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO uplink_batches (sensor, seq, received, records, events,"
+                " dropped) VALUES (?, ?, ?, ?, ?, ?)",
+                (sensor, seq, time.time(), len(rows), len(events), dropped),
+            )
+            if cur.rowcount == 0:
+                return False
+            before = conn.total_changes
+            try:
+                conn.executemany(self._insert, rows)
+            except UnicodeEncodeError:
+                conn.executemany(self._insert, [clean_text(r) for r in rows])
+            inserted = conn.total_changes - before
+            if events:
+                conn.executemany(self._upsert_events, events)
+        self._count(len(rows), inserted, 1)
+        self.counters["added"] += len(rows)
+        return True
+
+    def purge(self, before_ts: float) -> int:
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        self.flush()
+        with self._transaction() as conn:
+            deleted = conn.execute("DELETE FROM messages WHERE ts < ?", (before_ts,)).rowcount
+            conn.execute("DELETE FROM events WHERE last < ?", (before_ts,))
+        return deleted
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")  # waits (busy_timeout) while another writer commits
+        try:
+            yield conn
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self.counters["events"] = self.counters.get("events", 0) + len(rows)
-        return len(rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         if self._pending:
