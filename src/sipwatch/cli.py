@@ -24,6 +24,18 @@ DEFAULT_DB = "sipwatch.sqlite"
 FORMATS = ("table", "csv", "json", "html")
 
 
+def setup_logging(verbose: bool) -> None:
+    """Log lines for the long-running commands (sensor, central, run)."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per uplink request otherwise
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """One clear line for an error the user can fix; no traceback."""
     one_line = " ".join(message.split())  # library messages (libpcap) may carry newlines
@@ -190,11 +202,18 @@ def version() -> None:
     out.print(f"sipwatch {__version__}")
 
 
+from sipwatch.central_cli import central, rulepack_app, sensors_app, users_app  # noqa: E402
 from sipwatch.evaluate_cli import evaluate  # noqa: E402  (its imports are lazy)
+from sipwatch.run_cli import run  # noqa: E402
 from sipwatch.sensor_cli import sensor  # noqa: E402  (its imports are lazy)
 
 app.command()(sensor)
 app.command()(evaluate)
+app.command()(central)
+app.command()(run)
+app.add_typer(sensors_app, name="sensors")
+app.add_typer(users_app, name="users")
+app.add_typer(rulepack_app, name="rulepack")
 
 
 def main() -> None:

@@ -70,6 +70,11 @@ class Pipeline:
         self._inline = False
         self._pending: list[Record] = []  # inline mode: offered, not yet pumped
 
+    @property
+    def depth(self) -> int:
+        """Records offered and not yet analysed (inline list or worker queue)."""
+        return len(self._pending) + self._queue.qsize()
+
     # --- pull: files and other sources that can wait -------------------------------
     def run(
         self, records: Iterable[Record], on_batch: Callable[[int], object] | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -21,17 +20,29 @@ def sensor(
     check_config: Annotated[
         bool, typer.Option("--check-config", help="validate the config and exit")
     ] = False,
+    central: Annotated[
+        str | None, typer.Option("--central", help="report to this central service URL")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", envvar="SIPWATCH_TOKEN", help="the sensor's token (or $SIPWATCH_TOKEN)"
+        ),
+    ] = None,
+    ca: Annotated[
+        Path | None, typer.Option("--ca", help="PEM bundle that signs the central's certificate")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
 ) -> None:
     """Run the SIP honeypot sensor: listeners, live analysis and the trace store."""
-    from sipwatch.cli import err, fail
-    from sipwatch.honeypot.config import EXAMPLE_CONFIG, ConfigError, load_config
+    from sipwatch.cli import err, fail, setup_logging
+    from sipwatch.honeypot.config import EXAMPLE_CONFIG, ConfigError, load_config, with_central
 
     if example_config:
         sys.stdout.write(EXAMPLE_CONFIG)
         return
     try:
-        cfg = load_config(config)
+        cfg = with_central(load_config(config), central, token, ca)
     except ConfigError as exc:
         for problem in exc.problems:
             err.print("[bold red]error:[/] ", end="")
@@ -46,11 +57,7 @@ def sensor(
             raise fail(f"{config or 'default config'}: {exc}") from None
         err.print(f"{config or 'default config'}: OK")
         return
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(verbose)
     try:
         run_sensor(cfg)
     except SensorError as exc:

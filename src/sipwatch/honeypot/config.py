@@ -126,6 +126,21 @@ class DetectionSection:
     watchlists: dict[str, list[str]] = field(default_factory=dict)  # name -> numbers
 
 
+@dataclass(frozen=True, slots=True)
+class CentralSection:
+    """[central]: report to a central service (sipwatch central); url "" = stand-alone."""
+
+    url: str = ""  # https://central.example:8443
+    token: str = ""  # the sensor's token (sipwatch sensors add); or token_file
+    token_file: str = ""  # a file holding the token (keeps it out of the config)
+    ca: str = ""  # PEM bundle that signs the central's certificate ("" = system store)
+    spool_dir: str = ""  # "" = sipwatch-spool next to the store
+    spool_max_mb: int = field(default=1024, metadata=_between(1, 10_000_000))
+    batch_records: int = field(default=5000, metadata=_between(1, 100_000))
+    batch_seconds: float = field(default=1.0, metadata=_between(0.05, 3600))
+    heartbeat_seconds: float = field(default=10.0, metadata=_between(0.1, 3600))
+
+
 def _default_listeners() -> tuple[Listen, ...]:
     return (Listen("udp", "127.0.0.1", 5060), Listen("tcp", "127.0.0.1", 5060))
 
@@ -142,6 +157,7 @@ class SensorConfig:
     tcp: TcpSection = field(default_factory=TcpSection)
     passwords: PasswordsSection = field(default_factory=PasswordsSection)
     detection: DetectionSection = field(default_factory=DetectionSection)
+    central: CentralSection = field(default_factory=CentralSection)
     actions: dict[str, Any] = field(default_factory=dict)  # checked by actions.check_sinks
     source: str = field(default=DEFAULT_SOURCE, compare=False)  # the file it came from
 
@@ -163,6 +179,19 @@ class SensorConfig:
     def tls_state_dir(self) -> str:
         """state_dir as text (the name sensor.py uses)."""
         return str(self.state_dir)
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where uplink batches wait for the central."""
+        if self.central.spool_dir:
+            return Path(self.central.spool_dir)
+        return _store_folder(self.sensor.store) / "sipwatch-spool"
+
+    def central_token(self) -> str:
+        c = self.central
+        if c.token_file:
+            return Path(c.token_file).read_text().strip()
+        return c.token
 
     def tls_files(self) -> tuple[Path, Path, bool]:
         """(cert, key, generated): the configured PEM files, or where to generate them."""
@@ -192,9 +221,10 @@ _PLAIN = {
     "safety": SafetySection,
     "tcp": TcpSection,
     "passwords": PasswordsSection,
+    "central": CentralSection,
 }
 _SECTIONS = ("sensor", "listen", "tls", "personality", "accounts", "auth", "safety", "tcp",
-             "passwords", "detection", "actions")  # fmt: skip
+             "passwords", "detection", "central", "actions")  # fmt: skip
 _DETECTION_KEYS = ("enabled", "rules", "overrides", "watchlists")
 _LISTEN_KEYS = ("transport", "address", "port")
 _ACCOUNT_KEYS = ("extensions", "passwords")
@@ -230,6 +260,27 @@ def parse_config(text: str, name: str = "<config>") -> SensorConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_problem(name, text, str(exc))]) from None
     return _Reader(name).config(data)
+
+
+def with_central(
+    cfg: SensorConfig, url: str | None, token: str | None, ca: Path | str | None = None
+) -> SensorConfig:
+    """The config with the command line's --central/--token/--ca; checked like the file."""
+    if url is None and token is None and ca is None:
+        return cfg
+    c = cfg.central
+    c = replace(
+        c,
+        url=c.url if url is None else url,
+        token=c.token if token is None else token,
+        token_file="" if token is not None else c.token_file,
+        ca=c.ca if ca is None else str(ca),
+    )
+    reader = _Reader("command line")
+    reader.central_checks(c)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return replace(cfg, central=c)
 
 
 def check_config(path: Path | str) -> list[str]:
@@ -552,6 +603,18 @@ class _Reader:
         return out
 
     # ---------------------------------------------------------------- whole-file checks
+    def central_checks(self, c: CentralSection) -> None:
+        if c.url and not c.url.lower().startswith(("http://", "https://")):
+            self.bad("[central] url", f"expected an http:// or https:// URL (got {_show(c.url)})")
+        if c.token and c.token_file:
+            self.bad("[central] token_file", "set, and token too: give one of them")
+        if c.url and not (c.token or c.token_file):
+            self.bad("[central] token", "the sensor needs its token (sipwatch sensors add NAME)")
+        if c.token_file and not os.path.isfile(c.token_file):
+            self.bad("[central] token_file", f"no such file (got {_show(c.token_file)})")
+        if c.ca and not os.path.isfile(c.ca):
+            self.bad("[central] ca", f"no such file (got {_show(c.ca)})")
+
     def cross_checks(self, cfg: SensorConfig) -> None:
         s = cfg.sensor
         if not s.name.strip():
@@ -571,6 +634,7 @@ class _Reader:
             self.bad("[sensor] group", "set, but [sensor] user is not (the group goes with it)")
         if s.pcap_dir and os.path.exists(s.pcap_dir) and not os.path.isdir(s.pcap_dir):
             self.bad("[sensor] pcap_dir", f"exists and is not a folder (got {_show(s.pcap_dir)})")
+        self.central_checks(cfg.central)
         t = cfg.tls
         if bool(t.cert) != bool(t.key):
             have, missing = ("cert", "key") if t.cert else ("key", "cert")

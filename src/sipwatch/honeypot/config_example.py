@@ -130,6 +130,25 @@ rules = []
 #   fraud = ["+88213", "+4590"]
 [detection.watchlists]
 
+[central]
+# Report to a central service (docs/central.md). url "" = this sensor stands alone.
+# Records and events are spooled to disk first and delivered exactly once, in order, when the
+# central is reachable; the command line's --central URL --token TOKEN set the same.
+url = ""
+# The sensor's token from `sipwatch sensors add NAME`; or token_file = a file holding it.
+token = ""
+token_file = ""
+# PEM bundle that signs the central's certificate ("" = the system's CA store).
+ca = ""
+# Spool folder ("" = sipwatch-spool next to the store) and its size limit; batches that do
+# not fit are dropped, counted and reported to the central.
+spool_dir = ""
+spool_max_mb = 1024
+# A batch is sealed every batch_records records or batch_seconds, whichever comes first.
+batch_records = 5000
+batch_seconds = 1.0
+heartbeat_seconds = 10.0
+
 # Where detection events go (docs/actions.md); nothing is configured by default.
 # [actions.jsonl]
 # path = "events.jsonl"

@@ -36,6 +36,7 @@ from sipwatch.honeypot.config import SensorConfig
 from sipwatch.honeypot.personality import load_personality
 from sipwatch.honeypot.privileges import drop_privileges
 from sipwatch.honeypot.safety import RateLimiter, SafetyStats, fit_replies
+from sipwatch.honeypot.sensor_uplink import SensorUplink, UplinkSetupError
 from sipwatch.honeypot.server import Inbound, ServerLimits, SipServer
 from sipwatch.honeypot.uas import Responder, UasConfig
 from sipwatch.pipeline import Pipeline
@@ -172,6 +173,7 @@ class Sensor:
         self.event_action: EventAction | None = None
         self._last_tick = 0.0
         self.sinks: list = []
+        self.uplink: SensorUplink | None = None
 
     # --- the per-message path (event loop) ----------------------------------------------
     def handle(self, inbound: Inbound) -> list[bytes]:
@@ -252,6 +254,14 @@ class Sensor:
         self.detector, self.sinks = self._detection(actions)
         if self.detector is not None:
             analyzers.append(self.detector.label)
+        if cfg.central.url:
+            try:
+                self.uplink = SensorUplink(cfg, self._heartbeat_status)
+            except UplinkSetupError as exc:
+                raise SensorError(str(exc)) from None
+            actions.append(self.uplink.action)  # after the event action: see sensor_uplink.py
+            if self.event_action is not None:
+                self.event_action.sinks.append(self.uplink.action)
         self.pipeline = Pipeline(analyzers, actions, batch_size=500)
         self._ingest_id = self.store.start_ingest([f"sensor:{self.name}"])
         path = getattr(self.store, "path", None)
@@ -309,6 +319,8 @@ class Sensor:
         self.pipeline.start(inline=True)  # pumped by this loop: see pump()
         if self.checkpointer is not None:
             self.checkpointer.start()
+        if self.uplink is not None:
+            self.uplink.start(self.detector)
         for listen in self.server.bound:
             log.info("listening on %s", listen)
 
@@ -348,6 +360,9 @@ class Sensor:
                     self.store.counters.get("inserted", 0), pstats.dropped,
                 )  # fmt: skip
             self.pipeline = None
+        if self.uplink is not None:  # in a thread: the central may be served by this loop
+            await asyncio.to_thread(self.uplink.stop)
+            self.uplink = None
         if self.checkpointer is not None:
             self.checkpointer.close()
             self.checkpointer = None
@@ -368,12 +383,20 @@ class Sensor:
                     self._last_tick = now
                     self.detector.tick(now)
                     self.event_action.handle([])
+            if self.uplink is not None:
+                self.uplink.swap_rules(self.detector)
+                self.uplink.tick()
         except Exception:  # an analyzer bug must not stop the honeypot; it is logged, counted
             self.pump_errors += 1
             if self.pump_errors == 1 or self.pump_errors % 1000 == 0:
                 log.exception("analysing a batch failed (%d so far)", self.pump_errors)
 
     # --- operations ------------------------------------------------------------------------
+    def _heartbeat_status(self) -> dict:
+        """Uplink thread: what the central shows about this sensor (read-only snapshots)."""
+        queue = self.pipeline.depth if self.pipeline is not None else 0
+        return {"queue": queue, "counters": dict(self.counters())}
+
     def counters(self) -> dict[str, int]:
         """Everything worth a periodic log line or a heartbeat, flat."""
         s = self.stats

@@ -1,0 +1,1 @@
+"""The central service: sensor registry, exactly-once ingest, reports, dashboard (issue 5)."""

@@ -1,0 +1,203 @@
+"""The uplink batch on the wire: sensor encodes, central decodes and validates.
+
+A batch is a msgpack (or JSON) map, gzip-compressed by the sender:
+    {"v": 1, "seq": 17, "columns": [...], "records": [[...], ...],
+     "event_columns": [...], "events": [[...], ...], "dropped": 0}
+Rows travel as lists in the order their column list names, so a central can take rows from a
+sensor whose schema lists the columns in another order. JSON carries `raw` as base64.
+Everything is checked before it reaches the store: sizes, column names, and each value's type;
+one clear message per problem (the API answers it as a 4xx).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import zlib
+from dataclasses import dataclass
+
+import msgpack
+import orjson
+
+from sipwatch.store.schema import EVENT_COLUMNS, MESSAGE_COLUMNS
+
+VERSION = 1
+MAX_ROWS = 100_000  # records per batch; a sender batches far fewer
+MAX_EVENTS = 20_000
+MAX_DECODED = 256 * 1024 * 1024  # bytes after decompression: a zip bomb stops here
+
+_INT = {"id", "sport", "dport", "is_request", "status", "body_len", "fuzz", "request_id"}
+_NULLABLE_INT = {"cseq_num"}
+_EVENT_INT = {"id", "count"}
+_EVENT_FLOAT = {"first", "last"}
+
+
+class BatchError(ValueError):
+    """The batch cannot be stored; the message says why (sent back as the 4xx detail)."""
+
+
+@dataclass(slots=True)
+class Batch:
+    seq: int
+    records: list[tuple]  # in schema.MESSAGE_COLUMNS order
+    events: list[tuple]  # in schema.EVENT_COLUMNS order
+    dropped: int
+
+
+# --------------------------------------------------------------------------- encoding
+def encode(seq: int, records: list[tuple], events: list[tuple], dropped: int = 0) -> bytes:
+    """A gzip-compressed msgpack batch from rows in the store's column order."""
+    body = {
+        "v": VERSION, "seq": seq, "columns": list(MESSAGE_COLUMNS), "records": records,
+        "event_columns": list(EVENT_COLUMNS), "events": events, "dropped": dropped,
+    }  # fmt: skip
+    return gzip.compress(msgpack.packb(body, use_bin_type=True), compresslevel=1)
+
+
+# --------------------------------------------------------------------------- decoding
+def decompress(body: bytes, encoding: str) -> bytes:
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > MAX_DECODED:
+            raise BatchError("batch too large")
+        return body
+    if encoding != "gzip":
+        raise BatchError(f"unsupported Content-Encoding {encoding!r} (use gzip or none)")
+    d = zlib.decompressobj(wbits=31)
+    try:
+        out = d.decompress(body, MAX_DECODED + 1)
+    except zlib.error as exc:
+        raise BatchError(f"bad gzip data: {exc}") from None
+    if len(out) > MAX_DECODED or d.unconsumed_tail:
+        raise BatchError(f"batch larger than {MAX_DECODED} bytes once decompressed")
+    if not d.eof:
+        raise BatchError("bad gzip data: truncated")
+    return out
+
+
+def decode(body: bytes, content_type: str, content_encoding: str = "") -> Batch:
+    data = decompress(body, content_encoding)
+    kind = content_type.split(";")[0].strip().lower()
+    try:
+        if kind in ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack"):
+            doc = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=MAX_DECODED)
+            is_json = False
+        elif kind == "application/json":
+            doc = orjson.loads(data)
+            is_json = True
+        else:
+            raise BatchError(
+                f"unsupported Content-Type {kind or '(none)'!r} "
+                "(use application/msgpack or application/json)"
+            )
+    except BatchError:
+        raise
+    except (ValueError, msgpack.UnpackException, TypeError) as exc:
+        raise BatchError(
+            f"body is not valid {'JSON' if kind.endswith('json') else 'msgpack'}: {exc}"
+        ) from None
+    return _validate(doc, is_json)
+
+
+def _validate(doc: object, is_json: bool) -> Batch:
+    if not isinstance(doc, dict):
+        raise BatchError("batch must be a map")
+    if doc.get("v") != VERSION:
+        raise BatchError(f"batch version {doc.get('v')!r} is not supported (expected {VERSION})")
+    seq = doc.get("seq")
+    if type(seq) is not int or not 0 < seq < 2**63:
+        raise BatchError("seq must be a positive integer")
+    dropped = doc.get("dropped", 0)
+    if type(dropped) is not int or not 0 <= dropped < 2**63:
+        raise BatchError("dropped must be a non-negative integer")
+    records = _rows(doc, "columns", "records", MESSAGE_COLUMNS, MAX_ROWS, _message_types(), is_json)
+    events = _rows(doc, "event_columns", "events", EVENT_COLUMNS, MAX_EVENTS, _event_types(), False)
+    return Batch(seq, records, events, dropped)
+
+
+def _message_types() -> list[tuple[type, ...]]:
+    out = []
+    for c in MESSAGE_COLUMNS:
+        if c in _INT:
+            out.append((int,))
+        elif c in _NULLABLE_INT:
+            out.append((int, type(None)))
+        elif c == "ts":
+            out.append((float, int))
+        elif c == "raw":
+            out.append((bytes,))
+        else:
+            out.append((str,))
+    return out
+
+
+def _event_types() -> list[tuple[type, ...]]:
+    return [
+        (int,) if c in _EVENT_INT else (float, int) if c in _EVENT_FLOAT else (str,)
+        for c in EVENT_COLUMNS
+    ]
+
+
+def _rows(
+    doc: dict, cols_key: str, rows_key: str, known: tuple[str, ...], limit: int,
+    types: list[tuple[type, ...]], is_json: bool,
+) -> list[tuple]:  # fmt: skip
+    rows = doc.get(rows_key, [])
+    if not isinstance(rows, list):
+        raise BatchError(f"{rows_key} must be a list")
+    if not rows:
+        return []
+    if len(rows) > limit:
+        raise BatchError(f"too many {rows_key} in one batch ({len(rows)} > {limit})")
+    cols = doc.get(cols_key)
+    if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
+        raise BatchError(f"{cols_key} must be a list of column names")
+    unknown = [c for c in cols if c not in known]
+    if unknown:
+        raise BatchError(f"unknown {rows_key} column {unknown[0]!r}: upgrade the central service")
+    missing = [c for c in known if c not in cols]
+    if missing or len(set(cols)) != len(cols):
+        raise BatchError(f"{cols_key} must name each column once (missing {missing[:3]})")
+    order = [cols.index(c) for c in known]
+    same_order = order == list(range(len(known)))
+    width = len(known)
+    expect = tuple(t[0] for t in types)
+    raw_at = known.index("raw") if "raw" in known else -1
+    out: list[tuple] = []
+    for i, row in enumerate(rows):
+        if type(row) is not list or len(row) != width:
+            raise BatchError(f"{rows_key}[{i}] must be a list of {width} values")
+        if not same_order:
+            row = [row[j] for j in order]
+        if is_json and raw_at >= 0 and type(row[raw_at]) is str:
+            try:
+                row[raw_at] = base64.b64decode(row[raw_at], validate=True)
+            except (binascii.Error, ValueError):
+                raise BatchError(f"{rows_key}[{i}].raw is not base64") from None
+        if tuple(map(type, row)) != expect:  # the fast check; the slow one names the problem
+            for col, value, allowed in zip(known, row, types, strict=True):
+                if type(value) not in allowed:
+                    raise BatchError(
+                        f"{rows_key}[{i}].{col} must be {allowed[0].__name__}, "
+                        f"not {type(value).__name__}"
+                    )
+        out.append(tuple(row))
+    _check_ranges(out, known, rows_key)
+    return out
+
+
+_INT64 = 2**63
+_MAX_TS = 2.0**40  # year 36812: anything later is a broken clock or a forged row
+
+
+def _check_ranges(rows: list[tuple], known: tuple[str, ...], rows_key: str) -> None:
+    """Integers fit a 64-bit column and times are finite and positive (one pass per column)."""
+    for k, col in enumerate(known):
+        if col in _INT or col in _EVENT_INT or col in _NULLABLE_INT:
+            values = [r[k] for r in rows if r[k] is not None]
+            if values and (max(values) >= _INT64 or min(values) < -_INT64):
+                raise BatchError(f"{rows_key}: {col} out of the 64-bit range")
+        elif col in ("ts", "first", "last") and not all(0 <= r[k] < _MAX_TS for r in rows):
+            # (a NaN fails the comparison too)
+            raise BatchError(f"{rows_key}: {col} must be a time in seconds since 1970")
