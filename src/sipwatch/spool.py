@@ -18,6 +18,8 @@ from pathlib import Path
 
 from sipwatch.central.batchcodec import encode
 
+KEEP_REJECTED = 100
+
 
 class SpoolError(Exception):
     """The spool folder cannot be used (permissions, not a folder): one clear message."""
@@ -123,13 +125,19 @@ class Spool:
                 path.unlink()
 
     def reject(self, seq: int) -> None:
-        """The central refused the batch for good (4xx): keep it aside for a human, count it."""
+        """The central refused the batch for good (4xx): keep it aside for a human, count it.
+
+        Only the newest KEEP_REJECTED are kept, so a misconfigured sensor cannot fill the disk.
+        """
         with self._lock:
             path = self._take(seq)
             if path is not None:
                 os.replace(path, self.rejected / path.name)
                 self.rejected_total += 1
                 self._save_state()
+                kept = sorted(self.rejected.glob("*.batch"))
+                for old in kept[: max(0, len(kept) - KEEP_REJECTED)]:
+                    old.unlink()
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(OSError):

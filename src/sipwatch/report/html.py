@@ -17,6 +17,8 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from sipwatch import __version__
+from sipwatch.report.correlation import CORRELATION
+from sipwatch.report.correlation_figures import FIGURES
 from sipwatch.report.render import visible
 from sipwatch.report.tables import NONE, STAGES, Table
 
@@ -36,6 +38,7 @@ table{border-collapse:collapse;margin:1em 0 .3em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}
 p.note{color:#666;font-size:.9em;margin-top:0;max-width:60em}
+h2.part{margin-top:2em;border-top:2px solid #ccc;padding-top:.8em}
 .plots{display:flex;flex-wrap:wrap;gap:1em}
 .plots>div{flex:0 0 calc(50% - .5em);min-width:0}
 @media (max-width:70em){.plots>div{flex-basis:100%}}
@@ -47,9 +50,9 @@ def _label(value: object) -> str:
     return html.escape(visible(value, 60))
 
 
-def _figure_json(fig: go.Figure, title: str) -> str:
+def _figure_json(fig: go.Figure, title: str, height: int = 420) -> str:
     fig.update_layout(
-        title=html.escape(title), template="plotly_white", height=420,
+        title=html.escape(title), template="plotly_white", height=height,
         margin={"l": 60, "r": 20, "t": 50, "b": 60},
     )  # fmt: skip
     return fig.to_json()
@@ -100,6 +103,24 @@ def _plots(t: dict[str, Table]) -> list[str]:
     return out
 
 
+def _correlation_plots(t: dict[str, Table]) -> list[str]:
+    """Per-node sources, distribution, node matrix and scan speed, for the tables present."""
+    out = []
+    for name, figure in FIGURES.items():
+        table = t.get(name)
+        if table is None or not table.rows:
+            continue
+        title = "Sources per node and behaviour" if name == "nodes" else table.title
+        height = max(420, 60 + 36 * len(table.rows)) if name == "matrix" else 420
+        out.append(_figure_json(figure(table), title, height))
+    return out
+
+
+def _plot_divs(first: int, count: int) -> str:
+    divs = "".join(f'<div><div id="plot-{i}"></div></div>' for i in range(first, first + count))
+    return f'<div class="plots">{divs}</div>'
+
+
 def _table_html(table: Table) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in table.columns)
@@ -126,9 +147,22 @@ def _table_html(table: Table) -> str:
 
 
 def render_html(tables: Sequence[Table], source: str = "") -> str:
-    """The whole report page as one string."""
-    t = _by_name(tables)
-    plots = _plots(t)
+    """The whole report page as one string.
+
+    Tables of report/correlation.py (pass correlation_tables(db): none for a single node) go
+    into a section of their own, "Correlation across nodes", with their charts.
+    """
+    main = [x for x in tables if x.name not in CORRELATION]
+    fleet = [x for x in tables if x.name in CORRELATION]
+    plots = _plots(_by_name(main))
+    fleet_plots = _correlation_plots(_by_name(fleet))
+    section = []
+    if fleet:  # correlation tables are passed only for a store with several nodes
+        section = [
+            '<h2 id="correlation" class="part">Correlation across nodes</h2>',
+            _plot_divs(len(plots), len(fleet_plots)),
+            *(_table_html(x) for x in fleet),
+        ]
     meta = f"sipwatch {html.escape(__version__)}, written {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime())}"
     if source:
         meta += f", store {html.escape(source)}"
@@ -143,11 +177,10 @@ def render_html(tables: Sequence[Table], source: str = "") -> str:
             f'<script type="text/javascript">{plotly_js}</script>',
             "</head><body><h1>sipwatch report</h1>",
             f'<p class="meta">{meta}</p>',
-            '<div class="plots">',
-            *(f'<div><div id="plot-{i}"></div></div>' for i in range(len(plots))),
-            "</div>",
-            *(_table_html(x) for x in tables),
-            _plot_script(plots),
+            _plot_divs(0, len(plots)),
+            *(_table_html(x) for x in main),
+            *section,
+            _plot_script(plots + fleet_plots),
             "</body></html>\n",
         ]
     )
