@@ -9,6 +9,9 @@ Label mapping (documented in docs/evaluate.md):
   bruteforce, toll_fraud, flood, fuzz, spit (rule events and chain events alike);
 - events without a stage (tool.* signature rules) mark the source as attacking but add no label:
   its predicted primary label is "attack" and it is not benign;
+- information-sharing events (kind "sharing") also mark the source as attacking without a label:
+  their stage names what another source did (scanned, cracked the password), which this source
+  skipped;
 - events without a source (per-target rules such as flood.server) count in the rule hits only.
 Scores are multi-label per source: a source labelled {extension_scan, bruteforce} and predicted
 {server_scan, extension_scan, bruteforce} is a true positive for two labels and a false positive
@@ -38,6 +41,7 @@ LABELS = (
 )
 BENIGN = "benign"
 UNCLASSIFIED = "attack"  # predicted primary of a source seen only by stage-less (tool) rules
+NO_LABEL_KINDS = frozenset({"sharing"})  # events that flag their source but label nothing
 STAGE_LABEL = {
     "SS": "server_scan",
     "ES": "extension_scan",
@@ -118,6 +122,7 @@ class Evaluation:
     scores: dict[str, LabelScore]
     confusion: dict[str, Counter]  # true primary -> Counter(predicted primary)
     rules: dict[str, RuleHits]
+    source_rules: dict[str, set[str]]  # source -> rules with an event for it
     false_positives: list[tuple[str, str]]  # (source, label predicted but not true)
     false_negatives: list[tuple[str, str]]  # (source, true label not predicted)
     unlabelled: list[str]  # sources with events that the labels file does not name
@@ -146,6 +151,7 @@ class Evaluation:
                     "predicted": sorted(self.predicted[s]) or [BENIGN],
                     "primary_true": self.primary_true(s),
                     "primary_predicted": self.primary_predicted(s),
+                    "rules": sorted(self.source_rules.get(s, ())),
                 }
                 for s in sorted(self.truth, key=_addr_key)
             },
@@ -225,6 +231,7 @@ def score(
     truth = {_addr(s): frozenset(v) for s, v in truth.items()}
     found: dict[str, set[str]] = defaultdict(set)
     attacking: set[str] = set()
+    by_source: dict[str, set[str]] = defaultdict(set)
     rules: dict[str, RuleHits] = {}
     seen: set[tuple[str, int]] = set()
     for ev in events:
@@ -237,7 +244,8 @@ def score(
         src = _addr(ev.src)
         hits.sources.add(src)
         attacking.add(src)
-        label = STAGE_LABEL.get(ev.stage)
+        by_source[src].add(ev.rule)
+        label = None if ev.kind in NO_LABEL_KINDS else STAGE_LABEL.get(ev.stage)
         if label is not None:
             found[src].add(label)
     predicted = {s: frozenset(found.get(s, ())) for s in truth}
@@ -265,8 +273,8 @@ def score(
     unlabelled = sorted(attacking - set(truth), key=_addr_key)
     return Evaluation(
         truth=truth, predicted=predicted, attacking=attacking, scores=scores,
-        confusion=dict(confusion), rules=rules, false_positives=fps, false_negatives=fns,
-        unlabelled=unlabelled, messages=messages,
+        confusion=dict(confusion), rules=rules, source_rules=dict(by_source),
+        false_positives=fps, false_negatives=fns, unlabelled=unlabelled, messages=messages,
     )  # fmt: skip
 
 

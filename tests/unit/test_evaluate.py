@@ -134,6 +134,41 @@ def test_event_sources_are_normalised_like_the_labels():
     assert r.scores["flood"].tp == 1
 
 
+def test_sharing_events_flag_their_source_but_label_nothing():
+    # a source that logs in with credentials another one cracked did not guess passwords:
+    # the sharing event (stage RHJ, the discoverer's stage) must not make it a bruteforcer
+    truth = {"10.0.0.7": frozenset({"toll_fraud"}), "10.0.0.8": frozenset({"benign"})}
+    events = [
+        ev("sharing.credentials", "RHJ", "10.0.0.7", kind="sharing"),
+        ev("tf.international-call", "TF", "10.0.0.7", kind="signature"),
+        ev("sharing.extensions", "ES", "10.0.0.8", kind="sharing"),
+    ]
+    r = score(truth, events)
+    assert r.predicted["10.0.0.7"] == {"toll_fraud"}
+    assert r.scores["bruteforce"].fp == 0 and r.scores["toll_fraud"].tp == 1
+    # a sharer with nothing else is still flagged (not benign), with no label of its own
+    assert r.predicted["10.0.0.8"] == frozenset() and "10.0.0.8" in r.attacking
+    assert ("10.0.0.8", "attack") in r.false_positives
+    assert r.primary_predicted("10.0.0.8") == "attack"
+    assert r.source_rules["10.0.0.7"] == {"sharing.credentials", "tf.international-call"}
+
+
+def test_one_source_with_every_stage_scores_each_label():
+    # the multi-stage attacker of the corpus: four rows in the labels file, four labels
+    truth = {"10.0.0.9": frozenset({"server_scan", "extension_scan", "bruteforce", "toll_fraud"})}
+    events = [
+        ev("ss.server-sweep", "SS", "10.0.0.9"),
+        ev("chain.stage-advance", "ES", "10.0.0.9", eid=7, kind="chain"),
+        ev("chain.stage-advance", "RHJ", "10.0.0.9", eid=7, kind="chain"),  # same chain event
+        ev("chain.stage-advance", "TF", "10.0.0.9", eid=7, kind="chain"),
+    ]
+    r = score(truth, events)
+    assert r.predicted["10.0.0.9"] == truth["10.0.0.9"]
+    assert all(r.scores[lb].recall == 1.0 for lb in truth["10.0.0.9"])
+    assert r.rules["chain.stage-advance"].events == 1
+    assert r.confusion == {"toll_fraud": {"toll_fraud": 1}}
+
+
 def test_json_and_tables_render():
     r = score(TRUTH, EVENTS, messages=42)
     data = json.loads(json.dumps(r.to_dict()))
@@ -141,6 +176,10 @@ def test_json_and_tables_render():
     assert "spit" not in data["labels"]  # neither present nor predicted
     assert data["per_source"]["10.0.0.1"]["primary_predicted"] == "bruteforce"
     assert data["per_source"]["10.0.0.3"]["predicted"] == ["benign"]
+    assert data["per_source"]["10.0.0.1"]["rules"] == [
+        "es.extension-scan", "rhj.bruteforce", "ss.server-sweep",
+    ]  # fmt: skip
+    assert data["per_source"]["10.0.0.3"]["rules"] == []
     assert [t.title.split(" (")[0] for t in render(r)] == [
         "Per-label scores",
         "Confusion matrix",

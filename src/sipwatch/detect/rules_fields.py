@@ -14,6 +14,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 
+from sipwatch.detect.fingerprints import SVCRACK_FIXED_TAG
 from sipwatch.detect.stages import BENIGN_ANOMALIES
 from sipwatch.record import Record
 from sipwatch.sip.message import SipMessage
@@ -141,6 +142,7 @@ BOOL_FIELDS: dict[str, Getter] = {
     "fuzz": lambda r, m: r.fuzz,
     "has_credentials": lambda r, m: m.has_credentials,
     "password_recovered": lambda r, m: bool(r.password),
+    "nonce_fetch": lambda r, m: _nonce_fetch(r, m),
 }
 
 ADDRESS_FIELDS = ("src", "dst", "client", "server")
@@ -190,6 +192,13 @@ def _has_credentials(r: Record, m: SipMessage) -> bool:
     return "authorization" in h or "proxy-authorization" in h
 
 
+def _nonce_fetch(r: Record, m: SipMessage) -> bool:
+    """svcrack's REGISTER without credentials that only fetches a nonce for its next password
+    try (its fixed From tag), or the answer to one (a response echoes the From tag). Its 401 is
+    no refused password: nothing was tried yet."""
+    return m.from_tag == SVCRACK_FIXED_TAG and not _has_credentials(r, m)
+
+
 # the boolean fields as direct predicates: name -> {True: pred, False: pred}
 BOOL_FAST: dict[str, dict[bool, Pred]] = {
     "is_request": {True: lambda r, m: m.is_request, False: lambda r, m: not m.is_request},
@@ -199,6 +208,7 @@ BOOL_FAST: dict[str, dict[bool, Pred]] = {
         True: lambda r, m: r.password != "",
         False: lambda r, m: r.password == "",
     },
+    "nonce_fetch": {True: _nonce_fetch, False: lambda r, m: not _nonce_fetch(r, m)},
 }
 
 

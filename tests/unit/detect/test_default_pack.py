@@ -8,6 +8,8 @@ import pytest
 import siptraffic as st
 from sipwatch.detect.engine import Engine, EngineConfig
 from sipwatch.detect.rules import load_packs
+from sipwatch.record import Record
+from sipwatch.sip.build import build_response
 from sipwatch.sip.message import parse
 
 ATT = "203.0.113.50"
@@ -99,6 +101,43 @@ def test_bruteforce_distinct_passwords_and_hijack():
     assert pw.data["value"] == 10 and "1234" in pw.targets
 
 
+def svcrack_tries(t: st.Traffic, passwords: list[str], ext: str = "101") -> None:
+    """svcrack's two requests per password: the nonce fetch (401), then the digest (403)."""
+    for pw in passwords:
+        first = t.request("REGISTER", ATT, ext, ua="friendly-scanner", tag=st.SVCRACK_TAG, dt=0.05)
+        t.response(first, 401)
+        again = t.request(
+            "REGISTER", ATT, ext, ua="friendly-scanner", tag=st.sv_tag(f"{ext}:{pw}"),
+            password=pw, cseq=2, dt=0.01,
+        )  # fmt: skip
+        t.response(again, 403)
+
+
+@pytest.mark.parametrize("wrong", [3, 4, 5, 9])
+def test_svcrack_nonce_fetch_is_not_an_auth_failure(wrong):
+    # each wrong password is one failure (its 403); the 401 that hands svcrack the nonce for
+    # the try is not: 4 wrong passwords stay under the threshold of 5 (counted twice they
+    # would have fired it after 3)
+    t = st.Traffic()
+    svcrack_tries(t, PASSWORDS[:wrong])
+    got = events_of(t)
+    if wrong < 5:
+        assert "rhj.auth-failures" not in got
+    else:
+        ev = got["rhj.auth-failures"][-1]
+        assert (ev.count, ev.data["value"], ev.targets) == (wrong, wrong, ("101",))
+
+
+def test_a_new_challenge_to_credentials_is_an_auth_failure():
+    # a 401 (not stale) to a REGISTER that carried credentials refuses them: it counts
+    t = st.Traffic()
+    for i in range(5):
+        req = t.request("REGISTER", ATT, "101", password=f"guess{i}", cseq=i + 1, dt=30)
+        t.response(req, 401)
+    ev = events_of(t)["rhj.auth-failures"][-1]
+    assert ev.count == 5
+
+
 def test_password_spray():
     t = st.Traffic()
     for user in ["100", "101", "102", "103", "104", "105"]:
@@ -164,6 +203,29 @@ def test_fuzzing():
     got = events_of(t)
     assert set(got) == {"fuzz.malformed-burst", "fuzz.exploit-shape"}
     assert got["fuzz.malformed-burst"][-1].count == 5
+
+
+def test_a_server_that_echoes_a_fuzzers_headers_is_not_the_fuzzer():
+    # answers repeat Via, From, To, Call-ID and CSeq: a PBX (or the honeypot) answering
+    # malformed requests sends the same anomalies back; only the sender of the requests fuzzes
+    t = st.Traffic()
+    cases = [
+        ("CSeq: 1 OPTIONS", "CSeq: -1 OPTIONS"),
+        ("CSeq: 1 OPTIONS", "CSeq: 99999999999 OPTIONS"),
+        ("Via: SIP/2.0/UDP ", "Via: SIP/2.0/UDP " + "v" * 1100 + ".example;x="),
+        ("From: <", 'From: "fuzz <'),
+    ]
+    for old, new in cases * 2:
+        req = t.request("OPTIONS", ATT, "100", dt=0.5)
+        bad = t.raw(req.raw.replace(old.encode(), new.encode(), 1), ATT)
+        t.records.remove(req)
+        assert bad.msg.is_request and bad.msg.anomalies, bad.msg.anomalies
+        echoed = build_response(bad.msg, 200, to_tag="hp")
+        assert echoed.anomalies  # the answer carries the request's anomaly
+        t.records.append(Record(t.t + 0.001, "udp", st.PBX, 5060, ATT, 1900, echoed.raw, echoed))
+    got = events_of(t)
+    assert {e.src for evs in got.values() for e in evs} == {ATT}
+    assert got["fuzz.malformed-burst"][-1].count == 8
 
 
 def test_single_exploit_shaped_message():

@@ -375,6 +375,24 @@ def test_each_match_field(recs, spec, expected):
     assert matching(spec, recs, {"fraud": normalise_watchlist(["+882 16"])}) == expected
 
 
+def test_nonce_fetch_is_svcracks_request_for_a_nonce_and_its_answer():
+    t = st.Traffic()
+    fetch = t.request("REGISTER", "203.0.113.5", "101", ua="friendly-scanner", tag=st.SVCRACK_TAG)
+    challenge = t.response(fetch, 401)
+    tag = st.sv_tag("101:1234")
+    guess = t.request("REGISTER", "203.0.113.5", "101", tag=tag, password="1234", cseq=2)
+    refused = t.response(guess, 403)
+    phone = t.request("REGISTER", "10.0.0.21", "102", ua="Yealink SIP-T46S")
+    recs = {"fetch": fetch, "challenge": challenge, "guess": guess, "refused": refused}
+    recs["phone"] = phone
+    labeller = StageLabeler()
+    for r in recs.values():
+        labeller.label(r)
+    assert fetch.stage == challenge.stage == "RHJ"  # part of the guessing, yet no password
+    assert matching({"nonce_fetch": True}, recs) == {"fetch", "challenge"}
+    assert matching({"nonce_fetch": False, "stage": "RHJ"}, recs) == {"guess", "refused"}
+
+
 def test_unconfigured_watch_list_matches_nothing(recs):
     assert matching({"number_in": "fraud"}, recs) == set()
     got: list[str] = []
