@@ -65,9 +65,11 @@ def test_a_published_pack_is_applied_live(tmp_path: Path) -> None:
         reg.add_user("ops", "ops-password", "admin")
     central = CentralProcess(db, tmp_path).start()
     port = free_port()
+    metrics_port = free_port()
     config = f"""[sensor]
 name = "s1"
 store = "{tmp_path / "sensor.sqlite"}"
+metrics = "127.0.0.1:{metrics_port}"
 [[listen]]
 transport = "udp"
 address = "127.0.0.1"
@@ -98,6 +100,15 @@ heartbeat_seconds = 0.3
         _probe(port, 2)
         assert _wait(lambda: _events(db, "site.swap-probe") == 1), sensor.log()
         assert sensor.alive  # no restart
+        # Prometheus on both sides: the sensor counts what it saw, the central what it stored
+        mine = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        assert 'sipwatch_events_total{rule="site.swap-probe"} 1.0' in mine
+        assert 'sipwatch_requests_total{method="OPTIONS",node="",stage="SS"} 2.0' in mine
+        assert "sipwatch_sensor_spool_batches 0.0" in mine
+        theirs = httpx.get(f"{central.url}/metrics", auth=auth).text
+        assert 'sipwatch_messages_total{method="OPTIONS",node="s1",stage="SS"} 2.0' in theirs
+        assert 'sipwatch_events_total{rule="site.swap-probe"} 1.0' in theirs
+        assert httpx.get(f"{central.url}/metrics").status_code == 401
     finally:
         sensor.stop()
         central.stop()

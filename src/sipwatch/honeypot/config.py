@@ -59,6 +59,7 @@ class SensorSection:
     pcap_dir: str = ""  # "" = no pcap
     pcap_rotate_mb: int = field(default=100, metadata=_between(1, 1_000_000))
     pcap_keep: int = field(default=10, metadata=_between(1, 1_000_000))
+    metrics: str = ""  # "127.0.0.1:9460" = serve Prometheus /metrics there; "" = off
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +199,18 @@ class SensorConfig:
         if self.tls.cert:
             return Path(self.tls.cert), Path(self.tls.key), False
         return self.state_dir / "cert.pem", self.state_dir / "key.pem", True
+
+
+def _host_port(text: str) -> bool:
+    """ADDRESS:PORT with an IP address (IPv6 in brackets) and a port 1-65535."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        return False
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+    except ValueError:
+        return False
+    return True
 
 
 def _store_folder(store: str) -> Path:
@@ -632,6 +645,11 @@ class _Reader:
                 self.bad("[sensor] group", f"no such group on this system (got {_show(s.group)})")
         elif s.group:
             self.bad("[sensor] group", "set, but [sensor] user is not (the group goes with it)")
+        if s.metrics and not _host_port(s.metrics):
+            self.bad(
+                "[sensor] metrics",
+                f"expected ADDRESS:PORT, e.g. 127.0.0.1:9460 (got {_show(s.metrics)})",
+            )
         if s.pcap_dir and os.path.exists(s.pcap_dir) and not os.path.isdir(s.pcap_dir):
             self.bad("[sensor] pcap_dir", f"exists and is not a folder (got {_show(s.pcap_dir)})")
         self.central_checks(cfg.central)

@@ -32,6 +32,10 @@ pcap_dir = ""
 pcap_rotate_mb = 100
 # ... and keep at most this many files (the oldest sipwatch files are deleted).
 pcap_keep = 10
+# Prometheus metrics (requests by method/stage/node, events by rule, drops, spool depth) at
+# http://ADDRESS:PORT/metrics, e.g. "127.0.0.1:9460"; "" = off. It has no login: keep it on
+# loopback or a management network.
+metrics = ""
 
 # Listeners: one [[listen]] table per transport, address and port. transport is "udp",
 # "tcp" or "tls"; address an IPv4 or IPv6 address ("0.0.0.0" / "::" = all addresses);

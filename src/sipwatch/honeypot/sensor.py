@@ -33,6 +33,7 @@ from sipwatch.detect.rules import RuleError
 from sipwatch.detect.stages import LabelerConfig, StageLabeler
 from sipwatch.honeypot.accounts import Accounts
 from sipwatch.honeypot.config import SensorConfig
+from sipwatch.honeypot.metrics import SensorMetrics
 from sipwatch.honeypot.personality import load_personality
 from sipwatch.honeypot.privileges import drop_privileges
 from sipwatch.honeypot.safety import RateLimiter, SafetyStats, fit_replies
@@ -174,6 +175,7 @@ class Sensor:
         self._last_tick = 0.0
         self.sinks: list = []
         self.uplink: SensorUplink | None = None
+        self.metrics: SensorMetrics | None = None
 
     # --- the per-message path (event loop) ----------------------------------------------
     def handle(self, inbound: Inbound) -> list[bytes]:
@@ -254,6 +256,11 @@ class Sensor:
         self.detector, self.sinks = self._detection(actions)
         if self.detector is not None:
             analyzers.append(self.detector.label)
+        if cfg.sensor.metrics:
+            self.metrics = SensorMetrics(self._metric_values)
+            actions.append(self.metrics)
+            if self.event_action is not None:
+                self.event_action.sinks.append(self.metrics)
         if cfg.central.url:
             try:
                 self.uplink = SensorUplink(cfg, self._heartbeat_status)
@@ -321,6 +328,12 @@ class Sensor:
             self.checkpointer.start()
         if self.uplink is not None:
             self.uplink.start(self.detector)
+        if self.metrics is not None:
+            try:
+                self.metrics.serve(cfg.sensor.metrics)
+            except OSError as exc:
+                await self.server.close()
+                raise SensorError(f"cannot serve metrics on {cfg.sensor.metrics}: {exc}") from None
         for listen in self.server.bound:
             log.info("listening on %s", listen)
 
@@ -363,6 +376,9 @@ class Sensor:
         if self.uplink is not None:  # in a thread: the central may be served by this loop
             await asyncio.to_thread(self.uplink.stop)
             self.uplink = None
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
         if self.checkpointer is not None:
             self.checkpointer.close()
             self.checkpointer = None
@@ -396,6 +412,18 @@ class Sensor:
         """Uplink thread: what the central shows about this sensor (read-only snapshots)."""
         queue = self.pipeline.depth if self.pipeline is not None else 0
         return {"queue": queue, "counters": dict(self.counters())}
+
+    def _metric_values(self) -> dict[str, int]:
+        """Scrape thread: the counters plus the queue and the uplink spool."""
+        values = dict(self.counters())
+        values["queue"] = self.pipeline.depth if self.pipeline is not None else 0
+        uplink = self.uplink
+        if uplink is not None:
+            values["spool_batches"] = uplink.spool.count
+            values["spool_bytes"] = uplink.spool.bytes
+            values["spool_dropped"] = uplink.spool.dropped_total
+            values["spool_rejected"] = uplink.spool.rejected_total
+        return values
 
     def counters(self) -> dict[str, int]:
         """Everything worth a periodic log line or a heartbeat, flat."""
