@@ -127,7 +127,9 @@ def analyze(
 
 @app.command("report")
 def report_cmd(
-    db: Annotated[str, typer.Option("--db", help="trace store (SQLite file)")] = DEFAULT_DB,
+    db: Annotated[
+        str, typer.Option("--db", help="trace store: SQLite file or postgresql:// URL")
+    ] = DEFAULT_DB,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or html")] = "table",
     output: Annotated[
         Path | None,
@@ -142,15 +144,15 @@ def report_cmd(
 ) -> None:
     """Report on a trace store without re-reading the captures."""
     from sipwatch.report import render
+    from sipwatch.report.catalog import report_tables
     from sipwatch.report.html import write_html
-    from sipwatch.report.tables import all_tables
     from sipwatch.store.base import StoreError, open_store
 
     if fmt not in FORMATS:
         raise fail(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     try:
         with open_store(db, readonly=True) as store:
-            tables = all_tables(store, table, top=top)
+            tables = report_tables(store, table, top=top)
     except StoreError as exc:
         raise fail(str(exc)) from None
     except KeyError as exc:
@@ -181,13 +183,13 @@ def _emit(text: str, output: Path | None) -> None:
 
 
 def _write_html(db: str, path: Path) -> None:
+    from sipwatch.report.catalog import report_tables
     from sipwatch.report.html import write_html
-    from sipwatch.report.tables import all_tables
     from sipwatch.store.base import StoreError, open_store
 
     try:
         with open_store(db, readonly=True) as store:
-            tables = all_tables(store)
+            tables = report_tables(store)
         write_html(tables, path, source=db)
     except StoreError as exc:
         raise fail(str(exc)) from None

@@ -8,6 +8,8 @@ computes must equal what the test derives from its own plan.
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 
 from attacktools import call, missing_tools, sipp, sipvicious
 from centralproc import CentralProcess
-from sensorproc import SensorProcess, free_port, query
+from sensorproc import SIPWATCH, SensorProcess, free_port, query
 from sipwatch.central.registry import Registry
 from sipwatch.report import correlation
 from sipwatch.store.base import open_store
@@ -140,3 +142,13 @@ def test_correlation_across_three_sensors_matches_the_plan(tmp_path: Path) -> No
         else:
             expect = sum({a, b} <= w for w in PLAN.values())
         assert cells[(a, b)] == expect, (a, b, matrix.rows)
+    # the CLI shows the same tables
+    res = subprocess.run(
+        [*SIPWATCH, "report", "--db", db, "-t", "distribution", "-t", "matrix", "-f", "json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    shown = json.loads(res.stdout)
+    assert [[r["nodes"], r["attackers"]] for r in shown["distribution"]["rows"]] == [
+        [k, n] for k, n in want.items()
+    ]
+    assert len(shown["matrix"]["rows"]) == 3
