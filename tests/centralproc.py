@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -17,17 +18,24 @@ from sensorproc import SIPWATCH, free_port
 class CentralProcess:
     """`sipwatch central --db DB --port P`; kill() is a crash, stop() a clean SIGTERM."""
 
-    def __init__(self, db: str, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, db: str, workdir: Path, port: int | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
+        """tls: (certificate, key) PEM files: serve HTTPS."""
         self.db = db
         self.workdir = workdir
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.lines: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 20.0) -> CentralProcess:
+        cmd = [*SIPWATCH, "central", "--db", self.db, "--port", str(self.port)]
+        if self.tls:
+            cmd += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         self.proc = subprocess.Popen(
-            [*SIPWATCH, "central", "--db", self.db, "--port", str(self.port)],
+            cmd,
             cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )  # fmt: skip
@@ -37,7 +45,9 @@ class CentralProcess:
             if self.proc.poll() is not None:
                 break
             try:
-                if httpx.get(f"{self.url}/metrics", timeout=1).status_code in (200, 401):
+                verify = ssl.create_default_context(cafile=self.tls[0]) if self.tls else True
+                r = httpx.get(f"{self.url}/metrics", timeout=1, verify=verify)
+                if r.status_code in (200, 401):
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -200,12 +200,11 @@ def users_add(
 
 @users_app.command("list")
 def users_list(config: ConfigOpt = None, db: DbOpt = None) -> None:
-    """Users and their roles."""
-    from sipwatch.cli import out
+    """Users and their roles (tab-separated: name, role, created)."""
     from sipwatch.report.tables import utc
 
     for name, role, created in _registry(config, db).users():
-        out.print(f"{name}\t{role}\t{utc(created)}", highlight=False)
+        print(f"{name}\t{role}\t{utc(created)}")
 
 
 @users_app.command("remove")

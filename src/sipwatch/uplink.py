@@ -11,6 +11,7 @@ newer rule pack when the heartbeat reply names one.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -147,7 +148,7 @@ class UplinkSender(threading.Thread):
                 "Authorization": f"Bearer {cfg.token}",
                 "User-Agent": f"sipwatch/{__version__}",
             },
-            verify=cfg.ca or True,
+            verify=ssl.create_default_context(cafile=cfg.ca) if cfg.ca else True,
             timeout=cfg.timeout,
         )
         backoff = 0.0
