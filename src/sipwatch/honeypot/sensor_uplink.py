@@ -10,6 +10,7 @@ The new engine starts with empty rule state; attack chains are kept.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 
@@ -36,6 +37,13 @@ class SensorUplink:
             raise UplinkSetupError(f"cannot read [central] token_file: {exc}") from None
         if not token:
             raise UplinkSetupError("[central] token (or token_file) is empty")
+        if c.ca:  # checked here: a bad bundle would otherwise only show in the uplink thread
+            try:
+                ssl.create_default_context(cafile=c.ca)
+            except (ssl.SSLError, OSError) as exc:
+                raise UplinkSetupError(
+                    f"[central] ca {c.ca}: not a PEM CA bundle ({exc})"
+                ) from None
         self.config = UplinkConfig(
             url=c.url, token=token, spool_dir=cfg.spool_dir, ca=c.ca,
             spool_max_bytes=c.spool_max_mb * 1024 * 1024, batch_records=c.batch_records,
