@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SIPP_DIR = ROOT / "tests" / "data" / "sipp"
+sys.path.insert(0, str(ROOT / "tests"))
+import attacktools  # noqa: E402  (tests/attacktools.py: the tools from a chosen source address)
+
 SERVERS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")  # the sensor listens on all three
 STRONG = "Zq8-vT3r-Lm6x-Pw2k"
 TYPO_PW = "Blue-Fox-77"
@@ -58,20 +60,6 @@ MULTI_STAGE = "127.0.0.16"
 SHARER, CRACKER = "127.0.0.17", "127.0.0.13"  # the sharer uses what the cracker found
 TRIVIAL_USER = "127.0.0.14"  # uses 101/1234 found by 13 too, but 1234 proves no link
 SPIT_CALLEES = [f"020{7460000 + 37 * i:07d}" for i in range(40)]  # Amsterdam numbers (NL)
-
-# SIPVicious binds to '' or 0.0.0.0 whatever -b says: bind to the actor's address instead.
-_LAUNCH = """import importlib, socket, sys
-_bind, _ip = socket.socket.bind, sys.argv[1]
-def bind(self, addr):
-    if isinstance(addr, tuple) and addr[0] in ("", "0.0.0.0"):
-        addr = (_ip, *addr[1:])
-    return _bind(self, addr)
-socket.socket.bind = bind
-tool = sys.argv[2]
-del sys.argv[1:3]
-sys.argv[0] = "sipvicious_" + tool
-sys.exit(importlib.import_module("sipvicious." + tool).main())
-"""
 
 
 def missing_tools() -> list[str]:
@@ -165,30 +153,14 @@ class _Proc:
                 self.proc.wait()
 
 
-def _run(cmd: list[str], work: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, HOME=str(work))  # SIPVicious keeps sessions under ~/.sipvicious
-    return subprocess.run(
-        cmd, cwd=work, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
 def _sv(tool: str, actor: str, port: int, args: list[str], work: Path) -> None:
-    _run([sys.executable, "-c", _LAUNCH, actor, tool, "-p", str(port), *args], work)
+    attacktools.sipvicious(tool, actor, port, args, work)
 
 
 def _sipp(
     scenario: str, actor: str, port: int, args: list[str], work: Path, **subst: str
 ) -> subprocess.CompletedProcess[str]:
-    text = (SIPP_DIR / scenario).read_text()
-    for key, value in subst.items():
-        text = text.replace(f"@{key}@", value)
-    xml = work / f"{actor}-{time.monotonic_ns()}.xml"
-    xml.write_text(text)
-    cmd = [
-        "sipp", f"127.0.0.1:{port}", "-sf", str(xml), "-i", actor, "-p", "0", "-nostdin",
-        "-timeout", "20s", "-max_recv_loops", "100", *args,
-    ]  # fmt: skip
-    return _run(cmd, work)
+    return attacktools.sipp(scenario, actor, "127.0.0.1", port, args, work, **subst)
 
 
 def _register(actor: str, port: int, user: str, password: str, final: str, work: Path) -> None:
@@ -197,14 +169,7 @@ def _register(actor: str, port: int, user: str, password: str, final: str, work:
 
 
 def _call(actor: str, port: int, user: str, pw: str, number: str, work: Path, n: int = 1) -> None:
-    from sipwatch.honeypot.personality import load_personality
-
-    p = load_personality("asterisk")
-    args = ["-m", str(n), "-s", number, "-au", user, "-ap", pw]
-    _sipp(
-        "invite_auth.xml", actor, port, args, work,
-        USER=user, CHALLENGE=str(p.invite_challenge), FINAL=str(p.invite_final[-1]),
-    )  # fmt: skip
+    attacktools.call(actor, "127.0.0.1", port, user, pw, number, work, n=n)
 
 
 def _keepalives(actor: str, port: int, n: int, gap: float) -> None:
