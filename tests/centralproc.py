@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import ssl
 import subprocess
 import threading
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from sensorproc import SIPWATCH, free_port
+from sensorproc import SIPWATCH, free_port, terminate
 
 
 class CentralProcess:
@@ -66,17 +65,7 @@ class CentralProcess:
             self.proc.wait()
 
     def stop(self, timeout: float = 30.0) -> int:
-        proc = self.proc
-        if proc is None:
-            return 0
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return terminate(self.proc, timeout)
 
     def log(self) -> str:
         return "\n".join(self.lines)

@@ -30,6 +30,20 @@ def free_port(family: int = socket.AF_INET, host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port")
 
 
+def terminate(proc: subprocess.Popen | None, timeout: float = 30.0) -> int:
+    """SIGTERM, wait (SIGKILL after `timeout`); the exit code (0 when never started)."""
+    if proc is None:
+        return 0
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 class SensorProcess:
     """`sipwatch sensor --config FILE` in the background; stop() sends SIGTERM and waits."""
 
@@ -70,18 +84,9 @@ class SensorProcess:
                 self._ready.set()
 
     def stop(self, timeout: float = 30.0) -> int:
-        proc = self.proc
-        if proc is None:
-            return 0
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        code = terminate(self.proc, timeout)
         time.sleep(0.05)  # the reader thread takes the last lines
-        return proc.returncode
+        return code
 
     @property
     def alive(self) -> bool:

@@ -7,13 +7,13 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from starlette.middleware.sessions import SessionMiddleware
 
 from sipwatch import __version__
 from sipwatch.central import api_admin, api_query, api_sensors, dashboard, rulepacks
-from sipwatch.central.auth import User, central, current_user, viewer_auth
+from sipwatch.central.auth import User, central, viewer_auth
 from sipwatch.central.config import CentralConfig
 from sipwatch.central.state import Central
 from sipwatch.store.base import Store
@@ -37,16 +37,8 @@ def session_secret(path: Path) -> str:
 
 
 def metrics_auth(request: Request) -> User | None:
-    c = central(request)
-    if c.config.metrics_public:
-        return None
-    user = current_user(request)
-    if user is None:
-        raise HTTPException(
-            401, "log in or send HTTP Basic credentials (or set metrics_public = true)",
-            headers={"WWW-Authenticate": 'Basic realm="sipwatch"'},
-        )  # fmt: skip
-    return user
+    """A user, unless the config opens /metrics to everyone (metrics_public)."""
+    return None if central(request).config.metrics_public else viewer_auth(request)
 
 
 def create_app(config: CentralConfig, store: Store, secret: str | None = None) -> FastAPI:
