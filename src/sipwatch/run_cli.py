@@ -134,3 +134,4 @@ async def _serve_both(ccfg, store, sensor) -> None:
         server.should_exit = True
         retention.cancel()
         await central_task
+        server.config.app.state.central.close()

@@ -198,7 +198,9 @@ class UplinkSender(threading.Thread):
             self.failures = 0
             return True, False
         detail = _detail(r)
-        if r.status_code in (413, 422) or (r.status_code == 403 and "node" in detail):
+        # 403: the sensor may not write what the batch holds (another node's rows, another
+        # sensor's events); 413/422: the batch itself is bad. Resending cannot help either.
+        if r.status_code in (403, 413, 422):
             self.spool.reject(seq)
             self._fail(f"central refused batch {seq} ({r.status_code}: {detail}); set aside")
             return False, False

@@ -80,3 +80,13 @@ def test_html_of_empty_store(tmp_path: Path) -> None:
     with open_store(tmp_path / "e.sqlite") as s:
         page = render_html(all_tables(s))
     assert page.count("plotly.js v") == 1 and "(nothing)" in page
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted_as_text() -> None:
+    from sipwatch.report.render import csv_text
+    from sipwatch.report.tables import Table
+
+    t = Table("x", "X", ["ua", "n"], [('=HYPERLINK("http://e")', -5), ("@SUM(1)", 3), ("ok", 1)])
+    lines = csv_text(t).splitlines()
+    assert lines[1] == '"\'=HYPERLINK(""http://e"")",-5'  # numbers stay numbers
+    assert lines[2] == "'@SUM(1),3" and lines[3] == "ok,1"

@@ -6,9 +6,11 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from sipwatch.central import rulepacks
+from sipwatch.central.api_sensors import json_body, json_request, read_body
 from sipwatch.central.auth import User, admin_auth, central, viewer_auth
 from sipwatch.central.registry import RegistryError, SensorInfo
 from sipwatch.detect.rules import RuleError
@@ -51,17 +53,25 @@ class NewSensor(BaseModel):
     deployment: str = Field("", max_length=63)
 
 
+NEW_SENSOR_BYTES = 256 * 1024  # room for 1000 node names
+
+
 class NewToken(BaseModel):
     name: str
     token: str = Field(description="shown once; the central keeps only its hash")
 
 
-@router.post("/sensors", response_model=NewToken, status_code=201)
-def add_sensor(request: Request, user: Admin, new: NewSensor) -> NewToken:
+@router.post(
+    "/sensors", response_model=NewToken, status_code=201, openapi_extra=json_request(NewSensor)
+)
+async def add_sensor(request: Request, user: Admin) -> NewToken:
     """Register a sensor and return its token."""
     c = central(request)
+    new = await json_body(request, NewSensor, NEW_SENSOR_BYTES)
     try:
-        token = c.db(c.registry.add_sensor, new.name, new.nodes or None, new.deployment)
+        token = await run_in_threadpool(
+            c.db, c.registry.add_sensor, new.name, new.nodes or None, new.deployment
+        )
     except RegistryError as exc:
         raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from None
     return NewToken(name=new.name, token=token)
@@ -119,16 +129,16 @@ def get_rulepack(request: Request, user: Viewer) -> RulePackInfo:
 @router.put("/rulepack", response_model=RulePackInfo, openapi_extra=_YAML_BODY)
 async def put_rulepack(request: Request, user: Admin) -> RulePackInfo:
     """Publish a new rule pack (YAML); sensors pick it up at their next heartbeat."""
-    from sipwatch.central.api_sensors import read_body
-
     c = central(request)
     body = await read_body(request, rulepacks.MAX_PACK_BYTES)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise HTTPException(422, "the rule pack must be UTF-8 YAML") from None
+    source = f"upload by {user.name}"
     try:
-        pack = c.db(rulepacks.publish, c.store, text, f"upload by {user.name}")
+        parsed = await run_in_threadpool(rulepacks.validate, text, source)
+        pack = await run_in_threadpool(c.db, rulepacks.publish, c.store, text, source, parsed)
     except RuleError as exc:
         raise HTTPException(422, "; ".join(exc.problems)) from None
     return RulePackInfo(

@@ -14,6 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from sipwatch import __version__
 from sipwatch.central import api_admin, api_query, api_sensors, dashboard, rulepacks
 from sipwatch.central.auth import User, central, viewer_auth
+from sipwatch.central.bodylimit import BodyLimit
 from sipwatch.central.config import CentralConfig
 from sipwatch.central.state import Central
 from sipwatch.store.base import Store
@@ -63,6 +64,7 @@ def create_app(config: CentralConfig, store: Store, secret: str | None = None) -
         same_site="strict",
         https_only=config.tls,
     )
+    app.add_middleware(BodyLimit, limit=config.max_body, on_refuse=state.metrics.too_large.inc)
     app.include_router(api_sensors.router)
     app.include_router(api_admin.router)
     app.include_router(api_query.router)

@@ -56,8 +56,13 @@ def sensor_auth(request: Request) -> SensorInfo:
 def current_user(request: Request) -> User | None:
     """The logged-in user (session) or the Basic-auth user, None when neither."""
     session = request.scope.get("session") or {}
-    if session.get("user") and session.get("role"):
-        return User(session["user"], session["role"])
+    if session.get("user"):
+        # the role as it is now: a user removed or made a viewer loses access at once
+        c = central(request)
+        role = c.db(c.registry.role, str(session["user"]))
+        if role is not None:
+            return User(session["user"], role)
+        session.clear()
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":

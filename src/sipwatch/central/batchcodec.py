@@ -15,11 +15,13 @@ import base64
 import binascii
 import gzip
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 
 import msgpack
 import orjson
 
+from sipwatch.detect.events import SEVERITIES
 from sipwatch.store.schema import EVENT_COLUMNS, MESSAGE_COLUMNS
 
 VERSION = 1
@@ -31,6 +33,7 @@ _INT = {"id", "sport", "dport", "is_request", "status", "body_len", "fuzz", "req
 _NULLABLE_INT = {"cseq_num"}
 _EVENT_INT = {"id", "count"}
 _EVENT_FLOAT = {"first", "last"}
+_SEVERITY = EVENT_COLUMNS.index("severity")
 
 
 class BatchError(ValueError):
@@ -57,23 +60,38 @@ def encode(seq: int, records: list[tuple], events: list[tuple], dropped: int = 0
 
 # --------------------------------------------------------------------------- decoding
 def decompress(body: bytes, encoding: str) -> bytes:
+    """The body without its Content-Encoding, refused once it passes MAX_DECODED bytes.
+
+    Output is produced at most MAX_DECODED + 1 bytes at a time, so a gzip bomb costs no more
+    memory than the limit. Several gzip members one after another (as `cat a.gz b.gz` makes
+    them) are one stream, like gzip -d reads them.
+    """
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         if len(body) > MAX_DECODED:
-            raise BatchError("batch too large")
+            raise BatchError(f"batch larger than {MAX_DECODED} bytes")
         return body
-    if encoding != "gzip":
+    if encoding not in ("gzip", "x-gzip"):
         raise BatchError(f"unsupported Content-Encoding {encoding!r} (use gzip or none)")
-    d = zlib.decompressobj(wbits=31)
-    try:
-        out = d.decompress(body, MAX_DECODED + 1)
-    except zlib.error as exc:
-        raise BatchError(f"bad gzip data: {exc}") from None
-    if len(out) > MAX_DECODED or d.unconsumed_tail:
-        raise BatchError(f"batch larger than {MAX_DECODED} bytes once decompressed")
-    if not d.eof:
-        raise BatchError("bad gzip data: truncated")
-    return out
+    if not body:
+        raise BatchError("bad gzip data: empty body")
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while rest:
+        d = zlib.decompressobj(wbits=31)
+        try:
+            out = d.decompress(rest, MAX_DECODED + 1 - size)
+        except zlib.error as exc:
+            raise BatchError(f"bad gzip data: {exc}") from None
+        size += len(out)
+        if size > MAX_DECODED or d.unconsumed_tail:
+            raise BatchError(f"batch larger than {MAX_DECODED} bytes once decompressed")
+        if not d.eof:
+            raise BatchError("bad gzip data: truncated")
+        parts.append(out)
+        rest = d.unused_data
+    return b"".join(parts)
 
 
 def decode(body: bytes, content_type: str, content_encoding: str = "") -> Batch:
@@ -94,8 +112,12 @@ def decode(body: bytes, content_type: str, content_encoding: str = "") -> Batch:
     except BatchError:
         raise
     except (ValueError, msgpack.UnpackException, TypeError) as exc:
+        if isinstance(exc, msgpack.exceptions.StackError):
+            why = "nested too deeply"
+        else:
+            why = str(exc) or type(exc).__name__
         raise BatchError(
-            f"body is not valid {'JSON' if kind.endswith('json') else 'msgpack'}: {exc}"
+            f"body is not valid {'JSON' if kind.endswith('json') else 'msgpack'}: {why}"
         ) from None
     return _validate(doc, is_json)
 
@@ -103,8 +125,9 @@ def decode(body: bytes, content_type: str, content_encoding: str = "") -> Batch:
 def _validate(doc: object, is_json: bool) -> Batch:
     if not isinstance(doc, dict):
         raise BatchError("batch must be a map")
-    if doc.get("v") != VERSION:
-        raise BatchError(f"batch version {doc.get('v')!r} is not supported (expected {VERSION})")
+    version = doc.get("v")
+    if type(version) is not int or version != VERSION:
+        raise BatchError(f"batch version {version!r} is not supported (expected {VERSION})")
     seq = doc.get("seq")
     if type(seq) is not int or not 0 < seq < 2**63:
         raise BatchError("seq must be a positive integer")
@@ -113,6 +136,11 @@ def _validate(doc: object, is_json: bool) -> Batch:
         raise BatchError("dropped must be a non-negative integer")
     records = _rows(doc, "columns", "records", MESSAGE_COLUMNS, MAX_ROWS, _message_types(), is_json)
     events = _rows(doc, "event_columns", "events", EVENT_COLUMNS, MAX_EVENTS, _event_types(), False)
+    for i, event in enumerate(events):  # the blocklist ranks sources by it
+        if event[_SEVERITY] not in SEVERITIES:
+            raise BatchError(
+                f"events[{i}].severity {event[_SEVERITY]!r} is not one of {', '.join(SEVERITIES)}"
+            )
     return Batch(seq, records, events, dropped)
 
 
@@ -153,12 +181,17 @@ def _rows(
     cols = doc.get(cols_key)
     if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
         raise BatchError(f"{cols_key} must be a list of column names")
+    if len(cols) > 2 * len(known):
+        raise BatchError(f"{cols_key}: {len(cols)} names for {len(known)} columns")
     unknown = [c for c in cols if c not in known]
     if unknown:
         raise BatchError(f"unknown {rows_key} column {unknown[0]!r}: upgrade the central service")
     missing = [c for c in known if c not in cols]
-    if missing or len(set(cols)) != len(cols):
-        raise BatchError(f"{cols_key} must name each column once (missing {missing[:3]})")
+    if missing:
+        raise BatchError(f"{cols_key}: column {missing[0]!r} is missing ({len(missing)} missing)")
+    if len(cols) != len(known):  # every known name is there, no unknown one: some are repeated
+        twice = next(c for c, n in Counter(cols).items() if n > 1)
+        raise BatchError(f"{cols_key}: column {twice!r} is named more than once")
     order = [cols.index(c) for c in known]
     same_order = order == list(range(len(known)))
     width = len(known)

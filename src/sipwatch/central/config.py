@@ -28,6 +28,7 @@ allow = ["192.0.2.0/24"]    # never listed
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import tomllib
@@ -91,7 +92,12 @@ class CentralConfig:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
-        return any(ip in ipaddress.ip_network(n, strict=False) for n in self.allow)
+        return any(ip in net for net in _networks(self.allow))
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(allow: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(n, strict=False) for n in allow)
 
 
 # key -> (type, low, high) for the [central] table
@@ -160,6 +166,9 @@ def load_central_config(path: Path | str | None, **overrides: Any) -> CentralCon
     sites: dict[str, NodeSite] = {}
     for node, site in _table(data, "nodes", bad).items():
         where = f"[nodes.{node}]"
+        if not NAME_RE.fullmatch(node):
+            bad(where, "bad node name (1-63 letters, digits, '.', '_' or '-')")
+            continue
         if not isinstance(site, dict):
             bad(where, "expected a table with latitude and longitude")
             continue
@@ -173,7 +182,11 @@ def load_central_config(path: Path | str | None, **overrides: Any) -> CentralCon
         if isinstance(lat, _Bad) or isinstance(lon, _Bad):
             bad(where, "latitude (-90..90) and longitude (-180..180) are needed as numbers")
             continue
-        sites[node] = NodeSite(lat, lon, str(site.get("label", node)))
+        label = site.get("label", node)
+        if not isinstance(label, str):
+            bad(f"{where} label", f"expected a string (got {label!r})")
+            continue
+        sites[node] = NodeSite(lat, lon, label)
     block = _table(data, "blocklist", bad)
     min_sev = block.get("min_severity", "medium")
     if min_sev not in SEVERITIES:
@@ -186,12 +199,15 @@ def load_central_config(path: Path | str | None, **overrides: Any) -> CentralCon
     else:
         for net in allow:
             try:
-                ipaddress.ip_network(str(net), strict=False)
-                allow_ok.append(str(net))
+                if not isinstance(net, str):
+                    raise ValueError(net)
+                allow_ok.append(str(ipaddress.ip_network(net, strict=False)))
             except ValueError:
                 bad("[blocklist] allow", f"not an address or network: {net!r}")
     for key in set(block) - {"min_severity", "allow"}:
         bad(f"[blocklist] {key}", "unknown key (keys: min_severity, allow)")
+    if "db" in values and not values["db"].strip():
+        bad("[central] db", "must name a SQLite file or a postgresql:// URL")
     if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
         bad("[central] tls_cert/tls_key", "give both or neither")
     for key in ("tls_cert", "tls_key"):
@@ -233,5 +249,12 @@ def _value(value: Any, kind: type, low: float | None, high: float | None) -> Any
     too_low = low is not None and value < low
     too_high = high is not None and value > high
     if not math.isfinite(value) or too_low or too_high:
-        return _Bad(f"must be between {low:g} and {high:g} (got {value!r})")
+        return _Bad(f"must be between {_num(low)} and {_num(high)} (got {value!r})")
     return kind(value)
+
+
+def _num(x: float | None) -> str:
+    """A bound as people write it: 2592000, not 2.592e+06."""
+    if x is None:
+        return "any"
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"

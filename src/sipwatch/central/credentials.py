@@ -26,7 +26,9 @@ def token_hash(token: str) -> str:
 
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    digest = hashlib.scrypt(
+        password.encode("utf-8", "surrogatepass"), salt=salt, dklen=32, **_SCRYPT
+    )
     b64 = base64.urlsafe_b64encode
     return f"scrypt${b64(salt).decode()}${b64(digest).decode()}"
 

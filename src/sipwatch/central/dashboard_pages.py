@@ -39,9 +39,9 @@ def _sensor_states(c: Central) -> tuple[int, int]:
 
 
 def overview(c: Central) -> dict[str, Any]:
-    counts = c.db(data.counters, c.store)
+    counts = c.report(data.counters)
     up, stale = _sensor_states(c)
-    days = c.db(per_day, c.store)
+    days = c.report(per_day)
     cards = [
         ("messages", "messages", counts["messages"]),
         ("requests", "requests", counts["requests"]),
@@ -56,12 +56,12 @@ def overview(c: Central) -> dict[str, Any]:
         "cards": cards,
         "stale": stale,
         "per_day": figure_json(per_day_figure(days), days.title) if days.rows else "",
-        "events": table_view(c.db(data.newest_events, c.store)),
+        "events": table_view(c.report(data.newest_events)),
     }
 
 
 def nodes(c: Central) -> dict[str, Any]:
-    fleet = c.db(corr.Fleet.of, c.store)
+    fleet = c.report(corr.Fleet.of)
     table = corr.nodes_table(fleet)
     attackers = {row[0]: row[1] for row in table.rows}
     sites = dict(c.config.nodes)
@@ -93,7 +93,7 @@ def attackers(c: Central, q: str, country: str, stage: str) -> dict[str, Any]:
     except data.SearchError as exc:
         context.update(error=str(exc), status=422)
         return context
-    context["table"] = table_view(c.db(data.search_attackers, c.store, search))
+    context["table"] = table_view(c.report(data.search_attackers, search))
     return context
 
 
@@ -101,7 +101,7 @@ def attacker(c: Central, address: str) -> dict[str, Any]:
     src = data.valid_address(address)
     if src is None:
         return {"title": "Attacker", "src": address, "found": False, "status": 404}
-    view = c.db(attacker_view, c.store, src)
+    view = c.report(attacker_view, src)
     found = bool(view.timeline.rows) or bool(view.events.rows)
     tables = [table_view(t) for t in view.tables()[1:]]  # the summary is shown as a list
     return {
@@ -118,8 +118,8 @@ def attacker(c: Central, address: str) -> dict[str, Any]:
 
 
 def correlation(c: Central) -> dict[str, Any]:
-    fleet = c.db(corr.Fleet.of, c.store)
-    groups = dict(c.config.deployments) or c.db(corr.deployment_groups, c.store)
+    fleet = c.report(corr.Fleet.of)
+    groups = dict(c.config.deployments) or c.report(corr.deployment_groups)
     dist = corr.distribution_table(fleet)
     matrix = corr.matrix_table(fleet)
     speed = corr.scan_speed_table(fleet)
@@ -152,7 +152,7 @@ def sensors(c: Central) -> dict[str, Any]:
     table, classes = data.sensors_table(
         c.db(c.registry.sensors),
         c.config.stale_after,
-        c.db(data.uplink_totals, c.store),
+        c.report(data.uplink_totals),
         active,
     )
     return {
@@ -168,5 +168,5 @@ def rules(c: Central) -> dict[str, Any]:
         "title": "Rules",
         "pack": pack,
         "created": utc(pack.created) if pack else "",
-        "history": table_view(c.db(data.rule_history, c.store)),
+        "history": table_view(c.report(data.rule_history)),
     }

@@ -79,6 +79,10 @@ class CentralMetrics:
             "sipwatch_ingest_lag_seconds", "age of the newest message of the last batch on arrival",
             ["sensor"], registry=r,
         )  # fmt: skip
+        self.too_large = Counter(
+            "sipwatch_http_body_too_large", "requests refused for a body over max_body_mb",
+            registry=r,
+        )  # fmt: skip
         self.auth_failures = Counter(
             "sipwatch_auth_failures", "rejected credentials", ["kind"], registry=r
         )

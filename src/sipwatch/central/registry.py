@@ -104,6 +104,8 @@ class Registry:
         )
 
     def sensor(self, name: str) -> SensorInfo | None:
+        if not NAME_RE.fullmatch(name):  # never a stored name (and PostgreSQL refuses NULs)
+            return None
         rows = self.store.query(f"SELECT {_SENSOR_COLUMNS} FROM sensors WHERE name = ?", (name,))
         return _sensor(rows[0]) if rows else None
 
@@ -151,7 +153,9 @@ class Registry:
         )
 
     def remove_user(self, name: str) -> None:
-        if not self.store.execute("DELETE FROM users WHERE name = ?", (name,)):
+        if not NAME_RE.fullmatch(name) or not self.store.execute(
+            "DELETE FROM users WHERE name = ?", (name,)
+        ):
             raise RegistryError(f"no user {name!r}")
 
     def users(self) -> list[tuple[str, str, float]]:
@@ -160,11 +164,31 @@ class Registry:
             for r in self.store.query("SELECT name, role, created FROM users ORDER BY name")
         ]
 
+    def role(self, name: str) -> str | None:
+        """A user's role, None when there is no such user."""
+        if not NAME_RE.fullmatch(name):
+            return None
+        rows = self.store.query("SELECT role FROM users WHERE name = ?", (name,))
+        return rows[0][0] if rows else None
+
+    def user_record(self, name: str) -> tuple[str, str] | None:
+        """(role, password hash) of a user, None when there is none: for checking a password
+        with verify_user outside the store lock (scrypt takes ~50 ms)."""
+        if not NAME_RE.fullmatch(name):  # never a stored name (and PostgreSQL refuses NULs)
+            return None
+        rows = self.store.query("SELECT role, password_hash FROM users WHERE name = ?", (name,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
     def check_user(self, name: str, password: str) -> str | None:
         """The user's role when the password is right, else None."""
-        rows = self.store.query("SELECT role, password_hash FROM users WHERE name = ?", (name,))
-        if not rows:
-            check_password(password, "scrypt$AAAA$AAAA")  # same time for unknown users
-            return None
-        role, stored = rows[0]
-        return role if check_password(password, stored) else None
+        return verify_user(self.user_record(name), password)
+
+
+def verify_user(record: tuple[str, str] | None, password: str) -> str | None:
+    """The role in a user_record when the password is right, else None (the same work for
+    unknown users, so the time does not tell whether a name exists)."""
+    if record is None:
+        check_password(password, "scrypt$AAAA$AAAA")
+        return None
+    role, stored = record
+    return role if check_password(password, stored) else None

@@ -11,7 +11,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from sipwatch.detect.rules import DEFAULT_PACK, RuleError, parse_pack
+from sipwatch.detect.rules import DEFAULT_PACK, RuleError, RulePack, parse_pack
 from sipwatch.store.base import Store
 
 MAX_PACK_BYTES = 1024 * 1024
@@ -34,11 +34,26 @@ def active(store: Store) -> ActivePack | None:
     return ActivePack(*rows[0]) if rows else None
 
 
-def publish(store: Store, text: str, source: str = "upload") -> ActivePack:
-    """Validate a pack and make it the active one; raises RuleError (one line per problem)."""
+def validate(text: str, source: str = "upload") -> RulePack:
+    """The pack parsed and checked exactly as a sensor loads it; raises RuleError."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_PACK_BYTES:
         raise RuleError([f"{source}: rule pack larger than {MAX_PACK_BYTES} bytes"])
-    pack = parse_pack(text, source)
+    try:
+        return parse_pack(text, source)
+    except RecursionError:  # the YAML parser recurses once per nesting level
+        raise RuleError([f"{source}: yaml: nested too deeply"]) from None
+
+
+def publish(
+    store: Store, text: str, source: str = "upload", pack: RulePack | None = None
+) -> ActivePack:
+    """Make a pack the active one (the same text again keeps its version); raises RuleError.
+
+    `pack`: the result of validate(text) when the caller checked it already (outside the
+    store lock: parsing a large pack takes a while).
+    """
+    if pack is None:
+        pack = validate(text, source)
     sha = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     current = active(store)
     if current is not None and current.sha256 == sha:

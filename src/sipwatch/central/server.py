@@ -87,3 +87,4 @@ async def serve_central(config: CentralConfig, store: Store) -> None:
         await server.serve()
     finally:
         retention.cancel()
+        central.close()

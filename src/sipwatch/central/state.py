@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 from sipwatch.central.config import CentralConfig
 from sipwatch.central.metrics import CentralMetrics
-from sipwatch.central.registry import Registry
-from sipwatch.store.base import Store
+from sipwatch.central.registry import Registry, verify_user
+from sipwatch.store.base import Store, open_store
 
 T = TypeVar("T")
 _LOGIN_CACHE_TTL = 60.0  # seconds a checked Basic login is remembered (scrypt costs ~50 ms)
@@ -19,20 +19,42 @@ _LOGIN_CACHE_MAX = 1024
 
 
 class Central:
-    def __init__(self, config: CentralConfig, store: Store) -> None:
+    def __init__(self, config: CentralConfig, store: Store, reader: Store | None = None) -> None:
+        """store: the writing connection. reader: a second, read-only connection for reports
+        (opened on config.db when not given), so a long report never holds up ingest."""
         self.config = config
         self.store = store
         self.registry = Registry(store)
         self.metrics = CentralMetrics()
         self.started = time.time()
-        # one connection serves every request: the lock makes each store call atomic
+        # one connection per role; each lock makes a call on its connection atomic
         self._lock = threading.RLock()
+        self._read_lock = threading.RLock()
+        self.reader = reader if reader is not None else self._open_reader()
         self._logins: dict[str, tuple[float, str | None]] = {}
 
+    def _open_reader(self) -> Store:
+        try:
+            return open_store(self.config.db, readonly=True)
+        except Exception:  # an in-memory or unusual store: reports share the writer
+            return self.store
+
     def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run fn(*args) while holding the store lock."""
+        """Run fn(*args) while holding the (writing) store's lock."""
         with self._lock:
             return fn(*args, **kwargs)
+
+    def report(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """fn(reader, *args): a report on the read-only connection (the writer's when shared)."""
+        lock = self._lock if self.reader is self.store else self._read_lock
+        with lock:
+            return fn(self.reader, *args, **kwargs)
+
+    def close(self) -> None:
+        """Close the read connection (the caller owns and closes the writing store)."""
+        if self.reader is not self.store:
+            with self._read_lock:
+                self.reader.close()
 
     def check_login(self, user: str, password: str) -> str | None:
         """The user's role for a right password, else None (cached briefly for API clients)."""
@@ -41,7 +63,8 @@ class Central:
         hit = self._logins.get(key)
         if hit is not None and now - hit[0] < _LOGIN_CACHE_TTL:
             return hit[1]
-        role = self.db(self.registry.check_user, user, password)
+        record = self.db(self.registry.user_record, user)
+        role = verify_user(record, password)  # scrypt outside the lock: ingest goes on meanwhile
         if len(self._logins) >= _LOGIN_CACHE_MAX:
             self._logins.clear()
         self._logins[key] = (now, role)

@@ -161,6 +161,9 @@ def _parse(text: str, source: str, problems: list[str]) -> RulePack | None:
         what = getattr(e, "problem", None) or str(e).splitlines()[0]
         problems.append(f"{source}: yaml: {line}{what}")
         return None
+    except RecursionError:  # PyYAML builds nested documents recursively
+        problems.append(f"{source}: yaml: nested too deeply")
+        return None
     if not isinstance(doc, dict):
         problems.append(f"{source}: pack: must be a mapping with `version` and `rules`")
         return None

@@ -48,11 +48,22 @@ def print_tables(tables: Iterable[Table], console: Console | None = None) -> Non
         console.print(rich_table(table))
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula gets a leading ' (OWASP's advice):
+    attackers choose User-Agents, extensions and numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def csv_text(table: Table) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(table.columns)
-    writer.writerows(table.rows)
+    writer.writerows([_cell(v) for v in row] for row in table.rows)
     return buf.getvalue()
 
 
