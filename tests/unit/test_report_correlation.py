@@ -8,23 +8,23 @@ directly (plain Python over the planned messages), not with what the store says.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import random
-import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
-from storedata import DAY1, request, response
+from storedata import DAY1
+from storeengines import fresh_store_url, pg_database
 
+from corrplan import BEHAVIOURS, GROUPS, WATCHED, events, plan, records
 from sipwatch.detect.events import Event
 from sipwatch.detect.sharing import human_delay
 from sipwatch.record import Record
 from sipwatch.report import correlation as c
-from sipwatch.report import geo
+from sipwatch.report import geo, render
 from sipwatch.report.attacker import attacker
 from sipwatch.report.html import render_html
 from sipwatch.report.tables import all_tables, utc
@@ -33,111 +33,11 @@ from sipwatch.store.base import open_store
 from sipwatch.store.eventrows import event_row
 from sipwatch.store.rows import message_row
 
-NODES = {"oslo": "192.0.2.11", "essen": "192.0.2.12", "tromso": "192.0.2.13", "": "192.0.2.14"}
-KINDS = [
-    ("OPTIONS", "SS"), ("REGISTER", "ES"), ("REGISTER", "RHJ"), ("INVITE", "TF"),
-    ("INVITE", "ES"), ("INVITE", ""), ("OPTIONS", ""),
-]  # fmt: skip
-GAPS = [0.3, 4.0, 30.0, 300.0, 3000.0, 50000.0, 200000.0]  # one in every speed bucket
-WATCHED = "198.51.100.200"  # the attacker of the per-attacker view
-BEHAVIOURS = ("SS", "ES", "RHJ", "INVITE", "TF")
-GROUPS = {"distributed": ["oslo", "essen"], "central": ["tromso", ""]}
-
-
-@dataclass
-class Msg:
-    node: str
-    src: str
-    ts: float
-    method: str
-    stage: str
-    user: str = "100"
-    auth: str = ""
-    password: str = ""
-    number: str = ""
-    reply: int = 0  # status of the node's answer (0: none)
-    tool: str = ""
-    ua: str = ""
-
-    def has(self, behaviour: str) -> bool:
-        return self.method == "INVITE" if behaviour == "INVITE" else self.stage == behaviour
-
-
-def plan() -> list[Msg]:
-    """The planned requests (every one an attack message: parsed, is_request = 1)."""
-    rng = random.Random(5)
-    msgs: list[Msg] = []
-    sources = [f"198.51.100.{i}" for i in range(1, 41)] + ["8.8.8.8", "1.1.1.1", "9.9.9.9"]
-    for src in sources:
-        k = rng.choices([1, 2, 3, 4], weights=[4, 3, 2, 2])[0]
-        t = DAY1 + rng.uniform(0, 86400)
-        for node in rng.sample(list(NODES), k):
-            for j in range(rng.randint(1, 4)):
-                method, stage = rng.choice(KINDS)
-                reply = rng.choice([0, 200, 401, 404])
-                msgs.append(Msg(node, src, t + j * 0.01, method, stage, reply=reply))
-            t += rng.choice(GAPS) + rng.random()
-    t0 = DAY1 + 5000.0
-    sv = {"tool": "sipvicious", "ua": "friendly-scanner"}
-    msgs += [
-        Msg("oslo", WATCHED, t0, "OPTIONS", "SS", reply=200, **sv),
-        Msg("oslo", WATCHED, t0 + 1, "REGISTER", "ES", user="101", reply=404, **sv),
-        Msg("oslo", WATCHED, t0 + 2, "REGISTER", "ES", user="102", reply=401, **sv),
-        Msg("essen", WATCHED, t0 + 50, "REGISTER", "RHJ", "102", "102", "secret1", reply=403),
-        Msg("essen", WATCHED, t0 + 51, "REGISTER", "RHJ", "102", "102", "letmein", reply=200),
-        Msg("essen", WATCHED, t0 + 60, "INVITE", "TF", "0046701234567", number="+46701234567"),
-    ]
-    return msgs
-
-
-def records(msgs: Sequence[Msg]) -> list[Record]:
-    out = []
-    for n, m in enumerate(msgs, start=1):
-        addr = NODES[m.node]
-        ruri = f"sip:{m.user}@{addr}" if m.method in ("INVITE", "OPTIONS") else f"sip:{addr}"
-        raw = request(m.method, ruri, m.user, n, m.src, m.ua, m.auth)
-        req = Record.from_bytes(raw, m.ts, "udp", m.src, 5060, addr, 5060, node=m.node)
-        req.stage, req.tool, req.password, req.number = m.stage, m.tool, m.password, m.number
-        if m.number:
-            req.number_type, req.number_country = "mobile", "SE"
-        out.append(req)
-        if m.reply:  # the node's answer: a response, never an attack message
-            raw = response(m.reply, "X", m.method, m.user, n, m.src)
-            rsp = Record.from_bytes(raw, m.ts + 0.001, "udp", addr, 5060, m.src, 5060, node=m.node)
-            rsp.stage, rsp.request_id, rsp.password = m.stage, req.id, m.password
-            out.append(rsp)
-    # payloads that do not parse make nobody an attacker, and no node a node
-    for i, node in enumerate(["oslo", "bergen"]):
-        junk = Record.from_bytes(
-            b"\x00 not sip", DAY1 + i, "udp", "203.0.113.99", 5060, "192.0.2.20", 5060, node=node
-        )
-        out.append(junk)
-    return out
-
-
-def events() -> list[Event]:
-    def sharing(n: int, src: str, rule: str, first: float, by: list[str], **data: Any) -> Event:
-        return Event(
-            id=n, rule=rule, kind="sharing", severity="high",
-            stage="ES", src=src, targets=("102",), node="essen", sensor="s1", first=first,
-            last=first + 1, count=1, summary=f"{src} used what {by[0]} found",
-            data={"discovered_by": by, "items": ["102", "103"], **data},
-        )  # fmt: skip
-
-    return [
-        sharing(1, WATCHED, "sharing.extensions", DAY1 + 6000, ["198.51.100.51", "203.0.113.52"],
-                by_discoverer={"198.51.100.51": ["102"], "203.0.113.52": ["103"]}),
-        sharing(2, "203.0.113.60", "sharing.credentials", DAY1 + 7000, [WATCHED]),
-        sharing(3, "203.0.113.61", "sharing.credentials", DAY1 + 7100, ["198.51.100.20"]),
-        Event(id=77, rule="es.extension-scan", kind="threshold", severity="medium", stage="ES",
-              src=WATCHED, targets=(), node="oslo", sensor="s1", first=DAY1 + 5001,
-              last=DAY1 + 5002, count=2, summary="probed 2 extensions"),
-    ]  # fmt: skip
-
 
 # --- the stores ------------------------------------------------------------------------------
 class PgQuery:
-    """A Queryable over a psycopg connection ('?' placeholders, like the stores)."""
+    """A bare Queryable over psycopg ('?' placeholders): the SQL itself ports, without the
+    PostgreSQL store's help (its numeric loader, its connection settings)."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -148,44 +48,38 @@ class PgQuery:
             return cur.fetchall()
 
 
-def _postgres(recs: list[Record], evs: list[Event]) -> Iterator[PgQuery]:
-    try:
-        import psycopg
+def _bare_postgres(recs: list[Record], evs: list[Event]) -> Iterator[PgQuery]:
+    import psycopg
 
-        admin = psycopg.connect("postgresql://postgres@127.0.0.1/test", autocommit=True)
-    except Exception as exc:  # no server here: the SQLite half still runs
-        print(f"PostgreSQL not reachable ({exc}); skipping the PostgreSQL run")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    name = f"sw_corr_{uuid.uuid4().hex[:12]}"
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1/{name}", autocommit=True) as conn:
-            for ddl in (schema.MIGRATIONS_DDL, schema.MESSAGES_DDL, schema.PASSWORD_DDL,
-                        schema.EVENTS_DDL, schema.SENSORS_DDL, schema.INGEST_DDL):  # fmt: skip
-                conn.execute(schema.ddl(ddl, "postgresql"))
-            conn.execute("INSERT INTO migrations VALUES (5, 'test', 0)")
-            with conn.cursor() as cur:
-                cur.executemany(schema.insert_sql("postgresql"), [message_row(r) for r in recs])
-                cur.executemany(schema.upsert_events_sql("postgresql"), [event_row(e) for e in evs])
-            yield PgQuery(conn)
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with pg_database() as url, psycopg.connect(url, autocommit=True) as conn:
+        for ddl in (schema.MIGRATIONS_DDL, schema.MESSAGES_DDL, schema.PASSWORD_DDL,
+                    schema.EVENTS_DDL, schema.SENSORS_DDL, schema.INGEST_DDL):  # fmt: skip
+            conn.execute(schema.ddl(ddl, "postgresql"))
+        conn.execute("INSERT INTO migrations VALUES (5, 'test', 0)")
+        with conn.cursor() as cur:
+            cur.executemany(schema.insert_sql("postgresql"), [message_row(r) for r in recs])
+            cur.executemany(schema.upsert_events_sql("postgresql"), [event_row(e) for e in evs])
+        yield PgQuery(conn)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "bare-psycopg"])
 def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The plan in a store: SQLite, the PostgreSQL store, and bare tables on PostgreSQL."""
     recs, evs = records(plan()), events()
-    if request.param == "postgresql":
-        yield from _postgres(recs, evs)
+    if request.param == "bare-psycopg":
+        yield from _bare_postgres(recs, evs)
         return
-    path = Path(tmp_path_factory.mktemp("corr")) / "t.sqlite"
-    with open_store(path) as s:
-        s.add(recs)
-        s.flush()
-        s.add_events(evs)
-    with open_store(path, readonly=True) as s:
-        yield s
+    if request.param == "postgresql":
+        where = pg_database()
+    else:
+        where = contextlib.nullcontext(str(tmp_path_factory.mktemp("corr") / "t.sqlite"))
+    with where as url:
+        with open_store(url) as s:
+            s.add(recs)
+            s.flush()
+            s.add_events(evs)
+        with open_store(url, readonly=True) as s:
+            yield s
 
 
 # --- what the plan says ------------------------------------------------------------------------
@@ -382,7 +276,7 @@ def test_unknown_attacker_is_empty(db) -> None:
     assert dict(view.summary.rows)["requests"] == 0
 
 
-def test_correlation_tables(db) -> None:
+def test_correlation_tables(db, tmp_path: Path) -> None:
     names = [t.name for t in c.correlation_tables(db)]
     assert names == [n for n in c.CORRELATION if n != "deployments"]
     assert [t.rows for t in c.correlation_tables(db, ["matrix", "nodes"])] == [
@@ -390,12 +284,20 @@ def test_correlation_tables(db) -> None:
         c.nodes(db).rows,
     ]
     assert len(c.correlation_tables(db, ["scan_timing"], top=2)[0].rows) == 2
+    (given,) = [t for t in c.correlation_tables(db, groups=GROUPS) if t.name == "deployments"]
+    assert given.rows == c.deployments(db, GROUPS).rows
     with pytest.raises(KeyError, match="unknown table 'nope'"):
         c.correlation_tables(db, ["nope"])
+    # exportable: plain ints and floats from both engines (orjson refuses Decimal)
+    exported = json.loads(render.json_all(c.correlation_tables(db, list(c.CORRELATION))))
+    assert exported["matrix"]["rows"][0]["node"] == "(none)"
+    written = render.write_csv_files(c.correlation_tables(db), tmp_path)
+    assert "distribution.csv" in {p.name for p in written}
 
 
-def test_deployments_from_the_sensor_registry(tmp_path: Path) -> None:
-    with open_store(tmp_path / "s.sqlite") as s:
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_deployments_from_the_sensor_registry(engine: str, tmp_path: Path) -> None:
+    with fresh_store_url(engine, tmp_path) as url, open_store(url) as s:
         s.add(records(plan()))
         s.flush()
         for name, nodes, deployment in [

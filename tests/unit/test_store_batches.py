@@ -1,8 +1,9 @@
-"""Uplink batches are stored exactly once; admin writes and retention (the central service)."""
+"""Uplink batches are stored exactly once; admin writes and retention (the central service).
+
+Every test runs on both engines (storeengines.store_url).
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from storedata import DAY2, trace
 
@@ -10,6 +11,8 @@ from sipwatch.detect.events import Event
 from sipwatch.store.base import open_store
 from sipwatch.store.eventrows import event_row
 from sipwatch.store.rows import message_row
+
+pytest_plugins = ["storeengines"]  # the store_url fixture: each test on every engine
 
 
 def _event(last: float, count: int) -> Event:
@@ -20,9 +23,9 @@ def _event(last: float, count: int) -> Event:
     )  # fmt: skip
 
 
-def test_a_batch_is_stored_once(tmp_path: Path) -> None:
+def test_a_batch_is_stored_once(store_url: str) -> None:
     rows = [message_row(r) for r in trace()]
-    with open_store(tmp_path / "c.sqlite") as store:
+    with open_store(store_url) as store:
         assert store.store_batch("s1", 1, rows[:5], [event_row(_event(DAY2, 3))])
         assert not store.store_batch("s1", 1, rows[:5], [event_row(_event(DAY2, 9))])
         assert store.query("SELECT COUNT(*) FROM messages") == [(5,)]
@@ -37,10 +40,10 @@ def test_a_batch_is_stored_once(tmp_path: Path) -> None:
         ) == [("s1", 1, 5, 1), ("s2", 1, len(rows) - 4, 1)]
 
 
-def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_a_failed_batch_leaves_nothing_behind(store_url: str) -> None:
     rows = [message_row(r) for r in trace()]
     bad = [*rows[:3], rows[3][:-1]]  # a short row: the insert fails mid-batch
-    with open_store(tmp_path / "c.sqlite") as store:
+    with open_store(store_url) as store:
         try:
             store.store_batch("s1", 7, bad)
         except Exception:
@@ -52,8 +55,8 @@ def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
         assert store.store_batch("s1", 7, rows[:3])  # the retry is not taken for a replay
 
 
-def test_execute_and_purge(tmp_path: Path) -> None:
-    with open_store(tmp_path / "c.sqlite") as store:
+def test_execute_and_purge(store_url: str) -> None:
+    with open_store(store_url) as store:
         store.add(trace())
         store.add_events([_event(DAY2 - 10, 1)])
         n = store.execute(
@@ -66,3 +69,18 @@ def test_execute_and_purge(tmp_path: Path) -> None:
         assert store.purge(DAY2) == before
         assert store.query("SELECT MIN(ts) >= ? FROM messages", (DAY2,)) == [(1,)]
         assert store.query("SELECT COUNT(*) FROM events") == [(0,)]
+
+
+def test_a_batch_may_repeat_its_own_messages(store_url: str) -> None:
+    rows = [message_row(r) for r in trace()]
+    with open_store(store_url) as store:
+        assert store.store_batch("s1", 1, rows + rows[:3])
+        assert store.query("SELECT COUNT(*) FROM messages") == [(len(rows),)]
+        assert (store.counters["inserted"], store.counters["duplicates"]) == (len(rows), 3)
+        # many batches of duplicates, then new rows again: all counted, none lost
+        for seq in range(2, 12):
+            assert store.store_batch("s1", seq, rows)
+        later = [(r[0] + 1, *r[1:]) for r in rows]  # other messages at the same times
+        assert store.store_batch("s1", 12, later)
+        assert store.query("SELECT COUNT(*) FROM messages") == [(2 * len(rows),)]
+        assert store.counters["duplicates"] == 3 + 10 * len(rows)

@@ -124,11 +124,6 @@ def test_ingest_runs_are_recorded(tmp_path: Path) -> None:
     assert row == ("a.pcap\nb.pcapng", 14, 2, 1)
 
 
-def test_postgresql_is_refused_clearly() -> None:
-    with pytest.raises(StoreError, match="not yet supported"):
-        open_store("postgresql://user@localhost/sipwatch")
-
-
 @pytest.mark.parametrize(
     ("content", "message"),
     [(b"this is a capture, not a database" * 100, "not a usable trace store")],

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import orjson
 
 from sipwatch.report import geo
-from sipwatch.report.correlation import ATTACK, node_label
+from sipwatch.report.fleet import ATTACK, node_label
 from sipwatch.report.tables import NONE, Queryable, Table, _stage_order, utc
 
 _EXTENSION = "CASE WHEN ruri_user <> '' THEN ruri_user ELSE to_user END"
@@ -185,17 +185,16 @@ def _tools(db: Queryable, src: str, limit: int) -> Table:
 def _events(db: Queryable, src: str, limit: int) -> Table:
     rows = db.query(
         "SELECT severity, rule, stage, node, count, first, last, summary FROM events"
-        " WHERE src = ? ORDER BY first, id",
-        (src,),
+        " WHERE src = ? ORDER BY first, id LIMIT ?",
+        (src, limit),
     )
     return Table(
         "attacker_events",
         "Detection events",
         ["severity", "rule", "stage", "node", "count", "first", "last", "summary"],
-        [(sev, r, st, node_label(n), c, utc(f), utc(la), s) for sev, r, st, n, c, f, la, s in rows][
-            :limit
-        ],
-        "what the rules, attack chains and information-sharing links reported about it",
+        [(sev, r, st, node_label(n), c, utc(f), utc(la), s) for sev, r, st, n, c, f, la, s in rows],
+        f"what the rules, attack chains and information-sharing links reported about it; the "
+        f"first {limit}",
     )
 
 

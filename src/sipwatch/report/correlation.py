@@ -1,17 +1,10 @@
 """Correlation across nodes: who attacks where, how many nodes each attacker reaches, how fast.
 
-Definitions (the same in the CLI, the HTML report and the dashboard; docs/reports.md):
-- an *attacker* is a source address (messages.src) that sent at least one request message that
-  parsed (is_request = 1 and error = '') to a node; responses and unparsable payloads never make
-  one. A *node* is messages.node; messages without a node count as the node '(none)'.
-- an attacker's *contact* with a node is the set of its requests there: first and last time,
-  requests, and requests per behaviour: the stages SS, ES, RHJ, TF and the method INVITE.
-- N is the number of nodes that saw at least one attacker.
-
-Every table is built from one aggregate, SELECT ... GROUP BY node, src over the requests (see
-contacts()); the set logic (overlaps, orders, groups) runs in Python on its rows. So a report
-costs one scan of messages, and memory grows with distinct (node, src) pairs, not messages.
-The SQL is portable (SQLite and PostgreSQL) and has no engine-specific function.
+The definitions (attacker, node, contact, N) are in report/fleet.py and docs/reports.md. Every
+table here is computed from a Fleet (one GROUP BY node, src over the requests); the set logic
+(overlaps, orders, groups) runs in Python on its rows. Each table has a function that takes a
+store (`nodes(db)`) and one that takes a Fleet (`nodes_table(fleet)`), so a page or report that
+shows several tables scans messages once (correlation_tables).
 """
 
 from __future__ import annotations
@@ -19,35 +12,37 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import cached_property
 from itertools import compress, pairwise, permutations
 from operator import itemgetter
 
 from sipwatch.detect.sharing import human_delay
 from sipwatch.report import geo
+from sipwatch.report.fleet import (
+    ALL_NODES,
+    ATTACK,
+    BEHAVIOURS,
+    COUNTS,
+    FIRST,
+    NO_NODE,
+    NODE,
+    REQUESTS,
+    SRC,
+    Contact,
+    Fleet,
+    contacts,
+    node_label,
+    percent,
+)
 from sipwatch.report.tables import Queryable, Table, utc
 
-# the behaviours counted per node: the four stages, and INVITE requests (any stage)
-BEHAVIOURS = ("SS", "ES", "RHJ", "INVITE", "TF")
-NO_NODE = "(none)"
-ALL_NODES = "(all nodes)"
-ATTACK = "is_request = 1 AND error = ''"
-
-# A contact is one row of contacts(): (node, src, first, last, requests, SS, ES, RHJ, INVITE,
-# TF). Plain tuples as the database returns them: a million pairs must stay cheap.
-NODE, SRC, FIRST, LAST, REQUESTS = range(5)
-COUNTS = 5  # index of the first behaviour count; BEHAVIOURS[i] is at COUNTS + i
-Contact = tuple
-
-_CONTACTS_SQL = (
-    "SELECT node, src, MIN(ts), MAX(ts), COUNT(*),"
-    " SUM(CASE WHEN stage = 'SS' THEN 1 ELSE 0 END),"
-    " SUM(CASE WHEN stage = 'ES' THEN 1 ELSE 0 END),"
-    " SUM(CASE WHEN stage = 'RHJ' THEN 1 ELSE 0 END),"
-    " SUM(CASE WHEN method = 'INVITE' THEN 1 ELSE 0 END),"
-    " SUM(CASE WHEN stage = 'TF' THEN 1 ELSE 0 END)"
-    f" FROM messages WHERE {ATTACK} GROUP BY node, src"
-)
+__all__ = [
+    "ALL_NODES", "ATTACK", "BEHAVIOURS", "CORRELATION", "CORRELATION_TOP_N", "NO_NODE",
+    "SPEED_BUCKETS", "Fleet", "contacts", "correlation_tables", "countries", "countries_table",
+    "deployment_groups", "deployments", "deployments_table", "distribution",
+    "distribution_table", "matrix", "matrix_table", "networks", "networks_table", "node_label",
+    "nodes", "nodes_table", "percent", "scan_speed", "scan_speed_table", "scan_timing",
+    "scan_timing_table",
+]  # fmt: skip
 
 # time to cover the nodes an attacker reached, in buckets (upper bound in seconds, label)
 SPEED_BUCKETS: tuple[tuple[float, str], ...] = (
@@ -59,71 +54,6 @@ SPEED_BUCKETS: tuple[tuple[float, str], ...] = (
     (86400.0, "< 1 d"),
     (float("inf"), ">= 1 d"),
 )
-
-
-def node_label(node: str) -> str:
-    return node or NO_NODE
-
-
-def percent(part: int, whole: int) -> float:
-    """A share in %, one decimal; 0.0 of nothing."""
-    return round(100.0 * part / whole, 1) if whole else 0.0
-
-
-def contacts(db: Queryable) -> list[Contact]:
-    """One row per (node, attacker): the only scan of messages the correlation reports need.
-
-    Rows as the engine returns them: every group has a row, so no SUM is NULL, and both
-    engines return the counts as int (SUM of an integer CASE is BIGINT on PostgreSQL).
-    """
-    return db.query(_CONTACTS_SQL)
-
-
-class Fleet:
-    """The contacts, indexed by node and by attacker when a table first needs it (built once,
-    shared by all tables). Sums and counts go through map/itemgetter/compress, which run in C,
-    so a fleet of a million (node, attacker) pairs stays quick."""
-
-    def __init__(self, rows: Iterable[Contact]) -> None:
-        self.contacts = list(rows)
-        self.nodes = sorted(set(map(itemgetter(NODE), self.contacts)))
-
-    @cached_property
-    def attackers(self) -> Counter[str]:
-        """Attacker -> number of nodes that saw it."""
-        return Counter(map(itemgetter(SRC), self.contacts))
-
-    @cached_property
-    def by_node(self) -> dict[str, list[Contact]]:
-        out: dict[str, list[Contact]] = {node: [] for node in self.nodes}
-        for c in self.contacts:
-            out[c[NODE]].append(c)
-        return out
-
-    @cached_property
-    def by_src(self) -> dict[str, list[Contact]]:
-        """Attacker -> its contacts in first-contact order (ties by node name)."""
-        out: dict[str, list[Contact]] = {}
-        for c in sorted(self.contacts, key=itemgetter(FIRST, NODE)):
-            if (cs := out.get(c[SRC])) is None:
-                out[c[SRC]] = [c]
-            else:
-                cs.append(c)
-        return out
-
-    @classmethod
-    def of(cls, db: Queryable) -> Fleet:
-        return cls(contacts(db))
-
-    def node_sets(self) -> Counter[int]:
-        """How many attackers were seen at exactly each set of nodes; a set is a bit mask,
-        bit j for self.nodes[j]."""
-        bits = {node: 1 << j for j, node in enumerate(self.nodes)}
-        masks: dict[str, int] = {}
-        get = masks.get
-        for c in self.contacts:
-            masks[c[SRC]] = get(c[SRC], 0) | bits[c[NODE]]
-        return Counter(masks.values())
 
 
 # --- per node ----------------------------------------------------------------------------------
@@ -245,34 +175,47 @@ def deployments_table(fleet: Fleet, groups: Mapping[str, Sequence[str]]) -> Tabl
     columns = ["group", "nodes", "attackers", "only here", "requests"]
     columns += [f"{b} sources" for b in BEHAVIOURS]
     members = {name: set(nodes_) for name, nodes_ in groups.items()}
-    seen: dict[str, set[str]] = {
-        name: {src for n in ns for src in (c[SRC] for c in fleet.by_node.get(n, ()))}
-        for name, ns in members.items()
-    }
-    anywhere = set().union(*members.values()) if members else set()
+    in_groups: dict[str, list[str]] = {}  # node -> the groups it belongs to
+    for name, ns in members.items():
+        for n in ns:
+            in_groups.setdefault(n, []).append(name)
+    seen: dict[str, set[str]] = {name: set() for name in members}
+    requests = dict.fromkeys(members, 0)
+    sources = {name: [set() for _ in BEHAVIOURS] for name in members}
+    # per attacker over all the groups' nodes: requests and a bit mask of its behaviours
+    total: dict[str, list[int]] = {}
+    for c in fleet.contacts:
+        names = in_groups.get(c[NODE])
+        if not names:
+            continue
+        src = c[SRC]
+        mask = sum(1 << i for i in range(len(BEHAVIOURS)) if c[COUNTS + i])
+        t = total.setdefault(src, [0, 0])
+        t[0] += c[REQUESTS]
+        t[1] |= mask
+        for name in names:
+            seen[name].add(src)
+            requests[name] += c[REQUESTS]
+            for i, srcs in enumerate(sources[name]):
+                if mask >> i & 1:
+                    srcs.add(src)
 
-    def behaviour(srcs: set[str], where: set[str]) -> tuple[int, list[int]]:
-        requests, sources = 0, [0] * len(BEHAVIOURS)
-        for src in srcs:
-            cs = [c for c in fleet.by_src[src] if c[NODE] in where]
-            requests += sum(c[REQUESTS] for c in cs)
-            for i in range(len(BEHAVIOURS)):
-                sources[i] += any(c[COUNTS + i] for c in cs)
-        return requests, sources
+    def overall(srcs: Iterable[str]) -> list[int]:
+        """Requests and sources per behaviour of these attackers over all groups' nodes."""
+        ts = [total[s] for s in srcs]
+        per = [sum(1 for t in ts if t[1] >> i & 1) for i in range(len(BEHAVIOURS))]
+        return [sum(t[0] for t in ts), *per]
 
     rows = []
     for name, srcs in seen.items():
         others = set().union(*(s for other, s in seen.items() if other != name))
-        requests, sources = behaviour(srcs, members[name])
         listed = ", ".join(node_label(n) for n in sorted(members[name]))
-        rows.append((name, listed, len(srcs), len(srcs - others), requests, *sources))
+        per = [len(x) for x in sources[name]]
+        rows.append((name, listed, len(srcs), len(srcs - others), requests[name], *per))
     if seen:
         every = set.intersection(*seen.values())
-        requests, sources = behaviour(every, anywhere)
-        rows.append(("(in every group)", "", len(every), None, requests, *sources))
-        union = set().union(*seen.values())
-        requests, sources = behaviour(union, anywhere)
-        rows.append(("(in any group)", "", len(union), None, requests, *sources))
+        rows.append(("(in every group)", "", len(every), None, *overall(every)))
+        rows.append(("(in any group)", "", len(total), None, *overall(total)))
     return Table(
         "deployments",
         "Deployments compared",
@@ -365,18 +308,26 @@ def scan_speed_table(fleet: Fleet) -> Table:
 
 # --- geography and networks --------------------------------------------------------------------
 def _by_origin(fleet: Fleet, name: str, title: str, key: str, pick: int, limit: int) -> Table:
-    groups: dict[str, list] = {}
-    for src, cs in fleet.by_src.items():
-        found = geo.lookup(src)
+    # per origin: attackers, requests, nodes, attackers per behaviour
+    groups: dict[str, tuple[set[str], list[int], set[str], list[set[str]]]] = {}
+    origins = fleet.origins
+    for c in fleet.contacts:
+        found = origins[c[SRC]]
         origin = found[pick] or (geo.PRIVATE if found[0] == geo.PRIVATE else "(unknown)")
-        g = groups.setdefault(origin, [0, 0, set(), [0] * len(BEHAVIOURS)])
-        g[0] += 1
-        g[1] += sum(c[REQUESTS] for c in cs)
-        g[2].update(c[NODE] for c in cs)
-        for i in range(len(BEHAVIOURS)):
-            g[3][i] += any(c[COUNTS + i] for c in cs)
-    ranked = sorted(groups.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:limit]
-    rows = [(k, a, r, len(ns), *per) for k, (a, r, ns, per) in ranked]
+        g = groups.get(origin)
+        if g is None:
+            g = groups[origin] = (set(), [0], set(), [set() for _ in BEHAVIOURS])
+        g[0].add(c[SRC])
+        g[1][0] += c[REQUESTS]
+        g[2].add(c[NODE])
+        for i, srcs in enumerate(g[3]):
+            if c[COUNTS + i]:
+                srcs.add(c[SRC])
+    counted = {
+        k: (len(a), r[0], len(ns), *(len(s) for s in per)) for k, (a, r, ns, per) in groups.items()
+    }
+    ranked = sorted(counted.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:limit]
+    rows = [(k, *numbers) for k, numbers in ranked]
     return Table(
         name,
         title,
@@ -427,13 +378,14 @@ def correlation_tables(
     names: Sequence[str] | None = None,
     top: int | None = None,
     min_nodes: int = 2,
+    groups: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Table]:
     """The correlation tables (all, or those named) from one scan of messages.
 
     Without names: [] when fewer than `min_nodes` nodes saw attackers (the HTML report shows
-    the correlation section only for a fleet), and the deployments table only when the sensor
-    registry names deployments. An unknown name raises KeyError with a message that lists the
-    known ones.
+    the correlation section only for a fleet), and the deployments table only when there are
+    groups (`groups`, else the sensor registry's deployments). An unknown name raises KeyError
+    with a message that lists the known ones.
     """
     unknown = [n for n in names or () if n not in CORRELATION]
     if unknown:
@@ -441,7 +393,8 @@ def correlation_tables(
     fleet = Fleet.of(db)
     if not names and len(fleet.nodes) < min_nodes:
         return []
-    groups = deployment_groups(db)
+    if groups is None:
+        groups = deployment_groups(db)
     limit = {} if top is None else {"limit": top}
     build: dict[str, Callable[[], Table]] = {
         "nodes": lambda: nodes_table(fleet),

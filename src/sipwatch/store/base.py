@@ -121,17 +121,19 @@ def open_store(
     """Open (creating and migrating if needed) the store a path or URL names.
 
     'trace.sqlite', 'sqlite:///trace.sqlite' (relative), 'sqlite:////abs/trace.sqlite' -> SQLite.
-    'postgresql://...' -> StoreError for now (PostgreSQL comes with the central service).
+    'postgresql://user@host:port/db' (also 'postgres://') -> PostgreSQL (the database must exist).
     readonly=True opens an existing store for reports without creating or migrating it.
     background=True lets a writer process insert the batches (bulk loads such as analyze).
     """
     text = str(url_or_path)
     lower = text.lower()
     if lower.startswith(("postgresql://", "postgres://", "postgresql+")):
-        raise StoreError(
-            "PostgreSQL stores are not yet supported in this version; use a SQLite file "
-            "(e.g. --db trace.sqlite)"
-        )
+        from sipwatch.store.postgres import PostgresStore
+
+        if lower.startswith("postgresql+"):  # SQLAlchemy-style 'postgresql+psycopg://'
+            text = "postgresql://" + text.split("://", 1)[-1]
+        # the server inserts in its own process already: no writer process (background)
+        return PostgresStore(text, readonly=readonly)
     if lower.startswith("sqlite://"):
         path = text[len("sqlite://") :]
         if path.startswith("/"):

@@ -24,6 +24,12 @@ STEPS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 
 LATEST = STEPS[-1][0]
 
+# Engine-specific variants of a step: same tables and columns, engine features added
+# ({engine: {version: statements}}).
+ENGINE_STEPS: dict[str, dict[int, tuple[str, ...]]] = {
+    "postgresql": {1: (schema.MESSAGES_PARTITIONED_DDL,)},
+}
+
 
 class SchemaTooNew(Exception):
     def __init__(self, found: int, supported: int) -> None:
@@ -55,8 +61,9 @@ def apply(execute: Callable[..., Any], engine: str, version: int, target: int = 
     """
     execute(schema.ddl(schema.MIGRATIONS_DDL, engine), ())
     mark = "?" if engine == "sqlite" else "%s"
+    overrides = ENGINE_STEPS.get(engine, {})
     for number, name, statements in pending(version, target):
-        for sql in statements:
+        for sql in overrides.get(number, statements):
             execute(schema.ddl(sql, engine), ())
         execute(
             f"INSERT INTO migrations (version, name, applied_at) VALUES ({mark}, {mark}, {mark})",

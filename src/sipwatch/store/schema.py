@@ -133,6 +133,11 @@ CREATE TABLE messages (
     PRIMARY KEY (ts, id)
 )"""
 
+# PostgreSQL's version 1: the same table, partitioned by day on ts (store/pgpartitions.py adds
+# one partition per UTC day before rows of that day arrive; retention drops whole days). The
+# primary key holds the partition key ts, as PostgreSQL requires, so the dedupe is unchanged.
+MESSAGES_PARTITIONED_DDL = MESSAGES_DDL + " PARTITION BY RANGE (ts)"
+
 # v3: recovered passwords (detect/passwords.py). The default fills the rows of older stores.
 PASSWORD_DDL = "ALTER TABLE messages ADD COLUMN password TEXT NOT NULL DEFAULT ''"
 
@@ -252,7 +257,11 @@ def upsert_events_sql(engine: str) -> str:
     marks = ", ".join([mark] * len(EVENT_COLUMNS))
     updated = ("severity", "last", "count", "summary", "evidence", "data", "tags")
     sets = ", ".join(f"{c} = excluded.{c}" for c in updated)
-    return f"INSERT INTO events ({cols}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {sets}"
+    # an event stays with the sensor that first reported it (the central also refuses others)
+    return (
+        f"INSERT INTO events ({cols}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {sets}"
+        " WHERE events.sensor = excluded.sensor"
+    )
 
 
 def placeholders(sql: str, engine: str) -> str:
