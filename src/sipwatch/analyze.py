@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import psycopg
+
 from sipwatch.capture.api import read_captures
 from sipwatch.capture.errors import CaptureError
 from sipwatch.capture.sources import expand
@@ -229,7 +231,7 @@ def run_analyze(
     except CaptureError as exc:
         store.close()
         raise AnalyzeError(str(exc)) from None
-    except (StoreError, sqlite3.Error) as exc:  # e.g. disk full: say so, keep what was written
+    except (StoreError, sqlite3.Error, psycopg.Error) as exc:  # disk full...: keep what was written
         with contextlib.suppress(Exception):
             store.close()
         raise AnalyzeError(f"trace store {db}: {exc}") from None

@@ -50,7 +50,9 @@ def analyze(
         list[str],
         typer.Argument(help="pcap/pcapng files (gzip ok), folders, or - for standard input"),
     ],
-    db: Annotated[str, typer.Option("--db", help="trace store (SQLite file)")] = DEFAULT_DB,
+    db: Annotated[
+        str, typer.Option("--db", help="trace store: SQLite file or postgresql:// URL")
+    ] = DEFAULT_DB,
     report: Annotated[
         Path | None, typer.Option("--report", help="also write a self-contained HTML report")
     ] = None,

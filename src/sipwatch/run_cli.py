@@ -110,7 +110,7 @@ def run(
 
 
 async def _serve_both(ccfg, store, sensor) -> None:
-    from sipwatch.central.server import make_server, on_signals, retention_loop
+    from sipwatch.central.server import maintenance_loop, make_server, on_signals
     from sipwatch.honeypot.sensor import serve
 
     server = make_server(ccfg, store)
@@ -122,7 +122,7 @@ async def _serve_both(ccfg, store, sensor) -> None:
 
     on_signals(shutdown)
     central_task = asyncio.create_task(server.serve())
-    retention = asyncio.create_task(retention_loop(server.config.app.state.central))
+    retention = asyncio.create_task(maintenance_loop(server.config.app.state.central))
     while not server.started:  # the sensor's uplink needs the API up
         if central_task.done():
             central_task.result()  # raises the bind error

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from storeengines import fresh_store_url
 
 from centralproc import CentralProcess
 from sensorproc import SensorProcess, free_port, query
@@ -102,8 +103,15 @@ def _wait_equal(db: str, local: Path, timeout: float = 30.0) -> tuple[int, int]:
 
 
 @pytest.mark.timeout(180)
-def test_central_crash_and_sensor_restart_lose_and_double_nothing(tmp_path: Path) -> None:
-    db = str(tmp_path / "central.sqlite")
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_central_crash_and_sensor_restart_lose_and_double_nothing(
+    engine: str, tmp_path: Path
+) -> None:
+    with fresh_store_url(engine, tmp_path) as db:
+        _crash_and_restart(db, tmp_path)
+
+
+def _crash_and_restart(db: str, tmp_path: Path) -> None:
     token = _register(db, "s1")
     central = CentralProcess(db, tmp_path).start()
     sip_port = free_port()

@@ -185,8 +185,9 @@ def _foreign_event(store: Store, name: str, events: list[tuple]) -> str:
 
 
 def _store(store: Store, sensor: SensorInfo, batch: Batch, rows: list, events: list) -> int:
-    """Messages of the batch already stored; -1 for a replayed batch. Run under the store
-    lock (Central.db), so nothing changes between the check and the write."""
+    """Messages of the batch already stored; -1 for a replayed batch. Run on one ingest
+    connection (Central.ingest); the events upsert itself also refuses another sensor's event
+    (schema.upsert_events_sql), so two connections cannot race past the check."""
     problem = _foreign_event(store, sensor.name, events) if events else ""
     if problem:
         raise HTTPException(403, problem)
@@ -210,7 +211,7 @@ async def ingest(request: Request, sensor: Sensor) -> IngestReply:
         except BatchError as exc:
             raise HTTPException(422, str(exc)) from None
         rows, events = _attribute(sensor, batch)
-        duplicates = await run_in_threadpool(c.db, _store, c.store, sensor, batch, rows, events)
+        duplicates = await run_in_threadpool(c.ingest, _store, sensor, batch, rows, events)
     except HTTPException:
         c.metrics.batches.labels("rejected").inc()
         raise

@@ -11,6 +11,7 @@ stale_after = 120           # seconds without a heartbeat before a sensor is mar
 max_body_mb = 32            # largest accepted request body (compressed)
 secret_file = ""            # key that signs dashboard sessions; "" = next to a SQLite db
 metrics_public = false      # true: /metrics without login (for a Prometheus on localhost)
+ingest_connections = 2      # PostgreSQL: connections that store uplink batches in parallel
 
 [deployments]               # groups of nodes compared in the correlation reports
 distributed = ["oslo", "essen"]
@@ -61,6 +62,7 @@ class CentralConfig:
     max_body_mb: float = 32.0
     secret_file: str = ""
     metrics_public: bool = False
+    ingest_connections: int = 2
     deployments: dict[str, tuple[str, ...]] = field(default_factory=dict)
     nodes: dict[str, NodeSite] = field(default_factory=dict)
     min_severity: str = "medium"
@@ -112,6 +114,7 @@ _CENTRAL: dict[str, tuple[type, float | None, float | None]] = {
     "max_body_mb": (float, 0.001, 1024),
     "secret_file": (str, None, None),
     "metrics_public": (bool, None, None),
+    "ingest_connections": (int, 1, 16),
 }
 
 

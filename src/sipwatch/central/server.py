@@ -16,7 +16,7 @@ from sipwatch.central.state import Central
 from sipwatch.store.base import Store, open_store
 
 log = logging.getLogger("sipwatch.central")
-RETENTION_EVERY = 3600.0  # seconds between purges
+MAINTENANCE_EVERY = 3600.0  # seconds between purges / index runs
 
 
 class CentralError(Exception):
@@ -57,20 +57,25 @@ def make_server(config: CentralConfig, store: Store) -> uvicorn.Server:
     return QuietServer(uv)
 
 
-async def retention_loop(central: Central) -> None:
-    """Purge what is older than retention_days, now and then every hour."""
+async def maintenance_loop(central: Central) -> None:
+    """Every hour: purge what is older than retention_days (when set) and, on PostgreSQL,
+    give the days that ended their report index (store.ensure_indexes)."""
     days = central.config.retention_days
-    if not days:
+    postgres = central.store.engine == "postgresql"
+    if not days and not postgres:
         return
     while True:
-        cutoff = time.time() - days * 86400
         try:
-            deleted = await asyncio.to_thread(central.db, central.store.purge, cutoff)
-            if deleted:
-                log.info("retention: %d messages older than %g days purged", deleted, days)
+            if days:
+                cutoff = time.time() - days * 86400
+                deleted = await asyncio.to_thread(central.db, central.store.purge, cutoff)
+                if deleted:
+                    log.info("retention: %d messages older than %g days purged", deleted, days)
+            if postgres:
+                await asyncio.to_thread(central.db, central.store.ensure_indexes)
         except Exception:
-            log.exception("retention purge failed")
-        await asyncio.sleep(RETENTION_EVERY)
+            log.exception("store maintenance failed")
+        await asyncio.sleep(MAINTENANCE_EVERY)
 
 
 async def serve_central(config: CentralConfig, store: Store) -> None:
@@ -78,7 +83,7 @@ async def serve_central(config: CentralConfig, store: Store) -> None:
     server = make_server(config, store)
     on_signals(lambda: setattr(server, "should_exit", True))
     central: Central = server.config.app.state.central
-    retention = asyncio.create_task(retention_loop(central))
+    retention = asyncio.create_task(maintenance_loop(central))
     scheme = "https" if config.tls else "http"
     log.info(
         "central service on %s://%s:%d (store %s)", scheme, config.listen, config.port, config.db

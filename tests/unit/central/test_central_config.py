@@ -74,7 +74,7 @@ def test_defaults() -> None:
     ("text", "expected"),
     [
         ("[centrl]\nport = 1\n", "[centrl]: unknown section (sections: central, deployments, nodes, blocklist)"),
-        ("[central]\nprot = 1\n", "[central] prot: unknown key (keys: listen, port, db, tls_cert, tls_key, retention_days, stale_after, max_body_mb, secret_file, metrics_public)"),
+        ("[central]\nprot = 1\n", "[central] prot: unknown key (keys: listen, port, db, tls_cert, tls_key, retention_days, stale_after, max_body_mb, secret_file, metrics_public, ingest_connections)"),
         ("central = 5\n", "[central]: expected a table"),
         ("[central]\nport = \"8080\"\n", "[central] port: expected a number (got '8080')"),
         ("[central]\nport = 8080.5\n", "[central] port: expected an integer (got 8080.5)"),
