@@ -99,7 +99,9 @@ def decode(body: bytes, content_type: str, content_encoding: str = "") -> Batch:
     kind = content_type.split(";")[0].strip().lower()
     try:
         if kind in ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack"):
-            doc = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=MAX_DECODED)
+            doc = msgpack.unpackb(  # arrays as tuples: rows arrive ready to store
+                data, raw=False, strict_map_key=True, max_bin_len=MAX_DECODED, use_list=False
+            )
             is_json = False
         elif kind == "application/json":
             doc = orjson.loads(data)
@@ -172,14 +174,14 @@ def _rows(
     types: list[tuple[type, ...]], is_json: bool,
 ) -> list[tuple]:  # fmt: skip
     rows = doc.get(rows_key, [])
-    if not isinstance(rows, list):
+    if not isinstance(rows, list | tuple):
         raise BatchError(f"{rows_key} must be a list")
     if not rows:
         return []
     if len(rows) > limit:
         raise BatchError(f"too many {rows_key} in one batch ({len(rows)} > {limit})")
     cols = doc.get(cols_key)
-    if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
+    if not isinstance(cols, list | tuple) or not all(isinstance(c, str) for c in cols):
         raise BatchError(f"{cols_key} must be a list of column names")
     if len(cols) > 2 * len(known):
         raise BatchError(f"{cols_key}: {len(cols)} names for {len(known)} columns")
@@ -195,42 +197,70 @@ def _rows(
     order = [cols.index(c) for c in known]
     same_order = order == list(range(len(known)))
     width = len(known)
-    expect = tuple(t[0] for t in types)
+    if not is_json:
+        fast = _fast_rows(rows, order, same_order, width, types)
+        if fast is not None:
+            _check_ranges(*fast, known, rows_key)
+            return fast[0]
+    # JSON (raw in base64), or a batch that failed the fast checks: row by row, which also
+    # names the first problem
     raw_at = known.index("raw") if "raw" in known else -1
     out: list[tuple] = []
     for i, row in enumerate(rows):
-        if type(row) is not list or len(row) != width:
+        if type(row) not in (list, tuple) or len(row) != width:
             raise BatchError(f"{rows_key}[{i}] must be a list of {width} values")
-        if not same_order:
-            row = [row[j] for j in order]
+        row = [row[j] for j in order] if not same_order else list(row)
         if is_json and raw_at >= 0 and type(row[raw_at]) is str:
             try:
                 row[raw_at] = base64.b64decode(row[raw_at], validate=True)
             except (binascii.Error, ValueError):
                 raise BatchError(f"{rows_key}[{i}].raw is not base64") from None
-        if tuple(map(type, row)) != expect:  # the fast check; the slow one names the problem
-            for col, value, allowed in zip(known, row, types, strict=True):
-                if type(value) not in allowed:
-                    raise BatchError(
-                        f"{rows_key}[{i}].{col} must be {allowed[0].__name__}, "
-                        f"not {type(value).__name__}"
-                    )
+        for col, value, allowed in zip(known, row, types, strict=True):
+            if type(value) not in allowed:
+                raise BatchError(
+                    f"{rows_key}[{i}].{col} must be {allowed[0].__name__}, "
+                    f"not {type(value).__name__}"
+                )
         out.append(tuple(row))
-    _check_ranges(out, known, rows_key)
+    _check_ranges(out, list(zip(*out, strict=True)), known, rows_key)
     return out
+
+
+def _fast_rows(
+    rows: list | tuple, order: list[int], same_order: bool, width: int,
+    types: list[tuple[type, ...]],
+) -> tuple[list[tuple], list[tuple]] | None:  # fmt: skip
+    """(rows, columns) when every row is a tuple of the right width and every column holds
+    only its allowed types; None otherwise (the row-by-row path then names the problem).
+    Column-wise checks run in C (zip, map, set), ~10x faster than a loop over rows."""
+    if set(map(type, rows)) != {tuple} or set(map(len, rows)) != {width}:
+        return None
+    cols = list(zip(*rows, strict=True))
+    if not same_order:
+        cols = [cols[j] for j in order]
+        rows = list(zip(*cols, strict=True))
+    for col, allowed in zip(cols, types, strict=True):
+        if not set(map(type, col)).issubset(allowed):
+            return None
+    return (rows if isinstance(rows, list) else list(rows)), cols
 
 
 _INT64 = 2**63
 _MAX_TS = 2.0**40  # year 36812: anything later is a broken clock or a forged row
 
 
-def _check_ranges(rows: list[tuple], known: tuple[str, ...], rows_key: str) -> None:
-    """Integers fit a 64-bit column and times are finite and positive (one pass per column)."""
-    for k, col in enumerate(known):
+def _check_ranges(
+    rows: list[tuple], cols: list[tuple], known: tuple[str, ...], rows_key: str
+) -> None:
+    """Integers fit a 64-bit column and times are finite and positive (C-level, per column)."""
+    for col, values in zip(known, cols, strict=True):
         if col in _INT or col in _EVENT_INT or col in _NULLABLE_INT:
-            values = [r[k] for r in rows if r[k] is not None]
-            if values and (max(values) >= _INT64 or min(values) < -_INT64):
+            present = [v for v in values if v is not None] if col in _NULLABLE_INT else values
+            if present and (max(present) >= _INT64 or min(present) < -_INT64):
                 raise BatchError(f"{rows_key}: {col} out of the 64-bit range")
-        elif col in ("ts", "first", "last") and not all(0 <= r[k] < _MAX_TS for r in rows):
-            # (a NaN fails the comparison too)
-            raise BatchError(f"{rows_key}: {col} must be a time in seconds since 1970")
+        elif col in ("ts", "first", "last"):
+            total = sum(values)  # NaN anywhere makes the sum NaN, inf makes it inf
+            if not (min(values) >= 0 and max(values) < _MAX_TS and total == total) or (
+                total == float("inf")
+            ):
+                raise BatchError(f"{rows_key}: {col} must be a time in seconds since 1970")
