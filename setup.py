@@ -12,6 +12,11 @@ setup(
             "sipwatch.sip._speedups",
             ["src/sipwatch/sip/_speedups.c"],
             optional=True,
-        )
+        ),
+        Extension(
+            "sipwatch.capture._hep",
+            ["src/sipwatch/capture/_hep.c"],
+            optional=True,
+        ),
     ]
 )

@@ -32,17 +32,57 @@ def sensor(
     ca: Annotated[
         Path | None, typer.Option("--ca", help="PEM bundle that signs the central's certificate")
     ] = None,
+    capture: Annotated[
+        str | None,
+        typer.Option("--capture", help="capture live on this interface ('any' = all); passive"),
+    ] = None,
+    bpf: Annotated[
+        str | None, typer.Option("--filter", help="BPF filter for --capture, e.g. 'port 5060'")
+    ] = None,
+    hep_listen: Annotated[
+        list[str] | None,
+        typer.Option("--hep-listen", help="collect HEP on ADDRESS:PORT (UDP and TCP); repeatable"),
+    ] = None,
+    hep_export: Annotated[
+        str | None, typer.Option("--hep-export", help="send every message as HEP v3 to HOST:PORT")
+    ] = None,
+    hep_id: Annotated[
+        int | None, typer.Option("--hep-id", help="capture agent id for --hep-export")
+    ] = None,
+    hep_key: Annotated[
+        str | None,
+        typer.Option(
+            "--hep-key", help="HEP auth key: sent by --hep-export, else required by --hep-listen"
+        ),
+    ] = None,
+    hep_transport: Annotated[
+        str | None, typer.Option("--hep-transport", help="udp (default) or tcp for --hep-export")
+    ] = None,
+    nodes: Annotated[
+        Path | None,
+        typer.Option("--nodes", help="node inventory (TOML): attribute traffic to nodes"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
 ) -> None:
     """Run the SIP honeypot sensor: listeners, live analysis and the trace store."""
     from sipwatch.cli import err, fail, setup_logging
     from sipwatch.honeypot.config import EXAMPLE_CONFIG, ConfigError, load_config, with_central
+    from sipwatch.honeypot.config_passive import with_passive
 
     if example_config:
         sys.stdout.write(EXAMPLE_CONFIG)
         return
     try:
         cfg = with_central(load_config(config), central, token, ca)
+        cfg = with_passive(
+            cfg, capture=capture, bpf=bpf, hep_listen=hep_listen, hep_export=hep_export,
+            hep_id=hep_id, hep_key=hep_key, hep_transport=hep_transport,
+            from_file=config is not None,
+        )  # fmt: skip
+        if nodes is not None:
+            from sipwatch.honeypot.nodes_attribution import with_nodes
+
+            cfg = with_nodes(cfg, nodes)
     except ConfigError as exc:
         for problem in exc.problems:
             err.print("[bold red]error:[/] ", end="")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sipwatch.actions import blocklist, jsonl, syslog, webhook
+from sipwatch.actions import blocklist, hep_export, jsonl, syslog, webhook
 from sipwatch.actions.base import EventFilter, QueuedSink, SinkStats
 from sipwatch.actions.blocklist import BlocklistSink
 from sipwatch.actions.config import ActionConfigError, Section
@@ -47,6 +47,7 @@ KINDS: dict[str, tuple[Callable[[Section], dict[str, object]], type[QueuedSink]]
     "syslog": (syslog.parse_config, SyslogSink),
     "webhook": (webhook.parse_config, WebhookSink),
     "blocklist": (blocklist.parse_config, BlocklistSink),
+    "hep": (hep_export.parse_config, hep_export.HepExporter),  # records, not events
 }
 
 

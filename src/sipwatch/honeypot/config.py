@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sipwatch.honeypot.config_example import EXAMPLE_CONFIG
+from sipwatch.honeypot.config_passive import CaptureSection, HepSection, read_capture, read_hep
 
 __all__ = ["EXAMPLE_CONFIG", "ConfigError", "SensorConfig", "check_config", "load_config"]
 from sipwatch.honeypot.listen import DEFAULT_PORTS, TRANSPORTS, Listen
@@ -60,6 +61,7 @@ class SensorSection:
     pcap_rotate_mb: int = field(default=100, metadata=_between(1, 1_000_000))
     pcap_keep: int = field(default=10, metadata=_between(1, 1_000_000))
     metrics: str = ""  # "127.0.0.1:9460" = serve Prometheus /metrics there; "" = off
+    nodes: str = ""  # node inventory (TOML): attribute traffic to nodes by local address
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,8 @@ class SensorConfig:
     passwords: PasswordsSection = field(default_factory=PasswordsSection)
     detection: DetectionSection = field(default_factory=DetectionSection)
     central: CentralSection = field(default_factory=CentralSection)
+    capture: CaptureSection = field(default_factory=CaptureSection)  # config_passive.py
+    hep: HepSection = field(default_factory=HepSection)
     actions: dict[str, Any] = field(default_factory=dict)  # checked by actions.check_sinks
     source: str = field(default=DEFAULT_SOURCE, compare=False)  # the file it came from
 
@@ -237,7 +241,7 @@ _PLAIN = {
     "central": CentralSection,
 }
 _SECTIONS = ("sensor", "listen", "tls", "personality", "accounts", "auth", "safety", "tcp",
-             "passwords", "detection", "central", "actions")  # fmt: skip
+             "passwords", "detection", "central", "capture", "hep", "actions")  # fmt: skip
 _DETECTION_KEYS = ("enabled", "rules", "overrides", "watchlists")
 _LISTEN_KEYS = ("transport", "address", "port")
 _ACCOUNT_KEYS = ("extensions", "passwords")
@@ -345,6 +349,7 @@ class _Reader:
     def __init__(self, name: str) -> None:
         self.name = name
         self.problems: list[str] = []
+        self.passive = False  # [capture] or [hep] configured: [[listen]] may be empty
 
     def bad(self, where: str, what: str) -> None:
         self.problems.append(f"{self.name}: {where}: {what}")
@@ -371,6 +376,9 @@ class _Reader:
             )
         elif sensor.region != sensor.region.upper():
             parts["sensor"] = replace(sensor, region=sensor.region.upper())
+        parts["capture"] = read_capture(data.get("capture"), self.bad)
+        parts["hep"] = read_hep(data.get("hep"), self.bad)
+        self.passive = bool(parts["capture"].interface or parts["hep"].listen)
         parts["listen"] = self.listeners(data.get("listen"))
         parts["accounts"] = self.accounts(data.get("accounts"))
         parts["detection"] = self.detection(data.get("detection", {}))
@@ -468,7 +476,7 @@ class _Reader:
         if not isinstance(raw, list) or not all(isinstance(x, dict) for x in raw):
             self.bad("[[listen]]", f"expected [[listen]] tables (got {_show(raw)})")
             return ()
-        if not raw:
+        if not raw and not self.passive:  # a capture / HEP-only sensor may have none
             self.bad("[[listen]]", "no listeners: give at least one [[listen]] table")
         out: list[Listen] = []
         seen: dict[tuple[str, str, int], int] = {}
@@ -652,6 +660,14 @@ class _Reader:
             )
         if s.pcap_dir and os.path.exists(s.pcap_dir) and not os.path.isdir(s.pcap_dir):
             self.bad("[sensor] pcap_dir", f"exists and is not a folder (got {_show(s.pcap_dir)})")
+        if s.nodes:
+            from sipwatch.deploy.nodes import InventoryError, load_inventory
+
+            try:
+                load_inventory(s.nodes)
+            except InventoryError as exc:
+                for problem in exc.problems:
+                    self.bad("[sensor] nodes", problem)
         self.central_checks(cfg.central)
         t = cfg.tls
         if bool(t.cert) != bool(t.key):

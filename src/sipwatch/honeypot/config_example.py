@@ -36,6 +36,10 @@ pcap_keep = 10
 # http://ADDRESS:PORT/metrics, e.g. "127.0.0.1:9460"; "" = off. It has no login: keep it on
 # loopback or a management network.
 metrics = ""
+# Central sensor approach (docs/tunnels.md): the node inventory (TOML). Each message is
+# attributed to the node whose central tunnel address it arrived on; messages to other
+# addresses keep an empty node (the sensor itself). "" = no inventory.
+nodes = ""
 
 # Listeners: one [[listen]] table per transport, address and port. transport is "udp",
 # "tcp" or "tls"; address an IPv4 or IPv6 address ("0.0.0.0" / "::" = all addresses);
@@ -153,12 +157,45 @@ batch_records = 5000
 batch_seconds = 1.0
 heartbeat_seconds = 10.0
 
+[capture]
+# Passive sensor: capture live traffic on an interface (libpcap) and analyse every SIP message
+# seen, decoded like capture files (VLANs, IP fragments, TCP streams, VXLAN/GRE tunnels).
+# "" = no live capture; "any" = every interface. Needs root (or CAP_NET_RAW). docs/passive.md
+interface = ""
+# BPF filter, e.g. "port 5060 or port 5061"; "" = every packet (SIP is found on any port).
+filter = ""
+# Put the interface in promiscuous mode (see traffic not addressed to this host: mirror ports).
+promiscuous = false
+# Bytes kept of each packet, and the kernel capture buffer in MiB (bursts wait there).
+snaplen = 262144
+buffer_mb = 32
+# Also write the captured frames to rotating pcap files in this folder ("" = do not), a new
+# file every pcap_rotate_mb MiB, keeping the newest pcap_keep files.
+pcap_dir = ""
+pcap_rotate_mb = 100
+pcap_keep = 10
+
+[hep]
+# HEP collector: receive copies of SIP messages (HEP v1/v2/v3) from Kamailio siptrace,
+# OpenSIPS, FreeSWITCH, Asterisk res_hep, heplify or captagent, over UDP and TCP on each
+# "ADDRESS:PORT", e.g. ["0.0.0.0:9060"]. [] = no collector. docs/passive.md
+listen = []
+# Packets must carry this key (the agents' capture password); "" = no key needed.
+auth_key = ""
+# Open TCP connections from capture agents at once.
+max_connections = 256
+# Node of each capture agent, by agent id or node name (default: the node name it sends,
+# else its agent id), e.g. nodes = { 2001 = "berlin", "edge-7" = "paris" }
+nodes = {}
+
 # Where detection events go (docs/actions.md); nothing is configured by default.
 # [actions.jsonl]
 # path = "events.jsonl"
 # [actions.syslog]
 # [actions.webhook]
 # url = "https://siem.example/hook"
+# [actions.hep]                       # every message as HEP v3 to a HOMER (docs/passive.md)
+# address = "192.0.2.10:9060"
 # [actions.blocklist]
 # min_severity = "high"
 # nftables = { create = true }

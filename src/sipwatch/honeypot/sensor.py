@@ -37,6 +37,7 @@ from sipwatch.honeypot.metrics import SensorMetrics
 from sipwatch.honeypot.personality import load_personality
 from sipwatch.honeypot.privileges import drop_privileges
 from sipwatch.honeypot.safety import RateLimiter, SafetyStats, fit_replies
+from sipwatch.honeypot.sensor_sources import PassiveError, PassiveSources
 from sipwatch.honeypot.sensor_uplink import SensorUplink, UplinkSetupError
 from sipwatch.honeypot.server import Inbound, ServerLimits, SipServer
 from sipwatch.honeypot.uas import Responder, UasConfig
@@ -132,6 +133,17 @@ class WalCheckpointer:
         self._conn.close()
 
 
+def _node_attribution(path: str) -> dict[str, str]:
+    if not path:
+        return {}
+    from sipwatch.honeypot.nodes_attribution import InventoryError, NodeAttribution
+
+    try:
+        return NodeAttribution.from_inventory(path).by_address
+    except InventoryError as exc:
+        raise SensorError("; ".join(exc.problems)) from None
+
+
 class Sensor:
     """Everything one ``sipwatch sensor`` runs, built from a SensorConfig."""
 
@@ -176,6 +188,8 @@ class Sensor:
         self.sinks: list = []
         self.uplink: SensorUplink | None = None
         self.metrics: SensorMetrics | None = None
+        self.passive = PassiveSources(self)  # live capture, HEP collector and export
+        self.node_of = _node_attribution(cfg.sensor.nodes)  # local address -> node
 
     # --- the per-message path (event loop) ----------------------------------------------
     def handle(self, inbound: Inbound) -> list[bytes]:
@@ -187,12 +201,13 @@ class Sensor:
         ts = inbound.ts
         src, sport, dst, dport = inbound.src, inbound.sport, inbound.dst, inbound.dport
         name = self.name
+        node = self.node_of.get(dst, "")
         stats = self.stats
         offer = self.pipeline.offer if self.pipeline is not None else None
         out: list[bytes] = []
         for raw in parts:
             msg = parse(raw)
-            rec = Record(ts, transport, src, sport, dst, dport, raw, msg, IN, name)
+            rec = Record(ts, transport, src, sport, dst, dport, raw, msg, IN, name, node)
             stats.received += 1
             if msg.error:
                 stats.parse_errors += 1
@@ -211,7 +226,8 @@ class Sensor:
                 if offer is not None:
                     for reply in replies:
                         msg = parse(reply)
-                        offer(Record(ts, transport, dst, dport, src, sport, reply, msg, OUT, name))
+                        offer(Record(ts, transport, dst, dport, src, sport, reply, msg, OUT,
+                                     name, node))  # fmt: skip
                 out += replies
         return out
 
@@ -254,6 +270,10 @@ class Sensor:
         self.recovery = recovery
         analyzers = [labeler.label, recovery.label]
         self.detector, self.sinks = self._detection(actions)
+        try:
+            actions += self.passive.record_actions(self.sinks)
+        except PassiveError as exc:
+            raise SensorError(str(exc)) from None
         if self.detector is not None:
             analyzers.append(self.detector.label)
         if cfg.sensor.metrics:
@@ -316,6 +336,12 @@ class Sensor:
             await self.server.start()
         except Exception as exc:
             raise SensorError(str(exc)) from None
+        try:
+            await self.passive.open()  # before privileges are dropped (capture needs root)
+        except PassiveError as exc:
+            await self.server.close()
+            await self.passive.stop()
+            raise SensorError(str(exc)) from None
         if cfg.sensor.user:
             try:
                 drop_privileges(cfg.sensor.user, cfg.sensor.group, writable=self._writable())
@@ -324,6 +350,7 @@ class Sensor:
                 raise SensorError(str(exc)) from None
         assert self.pipeline is not None
         self.pipeline.start(inline=True)  # pumped by this loop: see pump()
+        self.passive.start(self.pipeline.offer)
         if self.checkpointer is not None:
             self.checkpointer.start()
         if self.uplink is not None:
@@ -346,6 +373,7 @@ class Sensor:
             paths += [Path(store), Path(f"{store}-wal"), Path(f"{store}-shm")]
         if cfg.sensor.pcap_dir:
             paths.append(Path(cfg.sensor.pcap_dir))
+        paths += [Path(p) for p in self.passive.writable()]
         return [p for p in paths if p.exists()]
 
     def _tls_context(self):
@@ -364,7 +392,9 @@ class Sensor:
         if self.server is not None:
             await self.server.close()
             self.server = None
+        await self.passive.stop()
         if self.pipeline is not None:
+            self.passive.drain()
             self.pipeline.close()
             pstats = self.pipeline.stats
             if self.store is not None:
@@ -391,6 +421,7 @@ class Sensor:
         if self.pipeline is None:
             return
         try:
+            self.passive.drain()
             if self.pipeline.pump() and self.checkpointer is not None:
                 self.checkpointer.kick()
             if self.detector is not None and self.event_action is not None:
@@ -454,6 +485,7 @@ class Sensor:
             out["responder_errors"] = errors
         if self.pump_errors:
             out["analyzer_errors"] = self.pump_errors
+        out.update(self.passive.counters())
         if self.detector is not None:
             out["events"] = self.detector.emitted
             for name, stats in sink_stats(self.sinks).items():

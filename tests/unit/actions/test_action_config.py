@@ -84,7 +84,7 @@ def test_every_mistake_is_one_line(tmp_path, monkeypatch):
         "[actions.blocklist.nftables] table: must be a letter then up to 30 letters, digits or '_'",
         "[actions.blocklist.nftables] command: must be a non-empty list of arguments",
         f"[actions.blocklist.file] json: directory '{missing}' does not exist",
-        "[actions] email: unknown action (known: jsonl, syslog, webhook, blocklist)",
+        "[actions] email: unknown action (known: jsonl, syslog, webhook, blocklist, hep)",
     ]
     assert str(err.value).count("\n") == len(err.value.errors) - 1
 
