@@ -207,6 +207,7 @@ def version() -> None:
 
 
 from sipwatch.central_cli import central, rulepack_app, sensors_app, users_app  # noqa: E402
+from sipwatch.deploy_cli import nodes_app, tunnel_app  # noqa: E402
 from sipwatch.evaluate_cli import evaluate  # noqa: E402  (its imports are lazy)
 from sipwatch.run_cli import run  # noqa: E402
 from sipwatch.sensor_cli import sensor  # noqa: E402  (its imports are lazy)
@@ -218,6 +219,8 @@ app.command()(run)
 app.add_typer(sensors_app, name="sensors")
 app.add_typer(users_app, name="users")
 app.add_typer(rulepack_app, name="rulepack")
+app.add_typer(nodes_app, name="nodes")
+app.add_typer(tunnel_app, name="tunnel")
 
 
 def main() -> None:

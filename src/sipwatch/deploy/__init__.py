@@ -1,0 +1,1 @@
+"""Deployment helpers: node inventory, tunnel plans."""
