@@ -36,7 +36,7 @@ pcap_keep = 10
 # http://ADDRESS:PORT/metrics, e.g. "127.0.0.1:9460"; "" = off. It has no login: keep it on
 # loopback or a management network.
 metrics = ""
-# Central sensor approach (docs/tunnels.md): the node inventory (TOML). Each message is
+# Central sensor approach (docs/central-sensor.md): the node inventory (TOML). Each message is
 # attributed to the node whose central tunnel address it arrived on; messages to other
 # addresses keep an empty node (the sensor itself). "" = no inventory.
 nodes = ""
