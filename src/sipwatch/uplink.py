@@ -25,7 +25,7 @@ from sipwatch.detect.events import Event
 from sipwatch.record import Record
 from sipwatch.spool import Spool
 from sipwatch.store.eventrows import event_row
-from sipwatch.store.rows import fallback_row, message_row
+from sipwatch.store.rows import stored_row
 
 log = logging.getLogger("sipwatch.uplink")
 MAX_BACKOFF = 30.0
@@ -61,11 +61,7 @@ class UplinkAction:
 
     def handle(self, batch: list[Record]) -> None:
         rows = self.records
-        for r in batch:
-            try:
-                rows.append(message_row(r))
-            except Exception as exc:  # keep the raw bytes whatever a parsed field holds
-                rows.append(fallback_row(r, f"store:{type(exc).__name__}"))
+        rows.extend(stored_row(r)[0] for r in batch)
         if len(rows) >= self.batch_records:
             self.seal()
 

@@ -440,20 +440,14 @@ class HepDecoder:
         node = self._node_cache.get(name or s[12])
         if node is None:
             node = self._node(s[12], name)
-        st.records += 1
-        per = self.per_agent
-        if node in per:
-            per[node] += 1
-        elif len(per) < self.MAX_AGENTS:
-            per[node] = 1
-        make = self.make_record
-        if make is not None:
-            return make(payload, ts, transport, src, sport, dst, dport, node, vlan)
-        return Record(ts, transport, src, sport, dst, dport, payload, parse(payload), "",
-                      self.sensor, node, "", vlan)  # fmt: skip
+        return self._emit(payload, ts, transport, src, sport, dst, dport, node, vlan)
 
     def _finish(self, payload, ts, transport, src, sport, dst, dport, agent, name, vlan):
         node = self._node(agent, name)
+        return self._emit(payload, ts, transport, src, sport, dst, dport, node, vlan)
+
+    def _emit(self, payload, ts, transport, src, sport, dst, dport, node, vlan):
+        """Count the record for its node (bounded) and build it."""
         self.stats.records += 1
         per = self.per_agent
         if node in per:

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from sipwatch.central import rulepacks
-from sipwatch.central.api_sensors import json_body, json_request, read_body
+from sipwatch.central.api_sensors import RulePackOut, json_body, json_request, read_body
 from sipwatch.central.auth import User, admin_auth, central, viewer_auth
 from sipwatch.central.registry import RegistryError, SensorInfo
 from sipwatch.detect.rules import RuleError
@@ -97,14 +97,6 @@ def revoke_sensor(request: Request, user: Admin, name: str) -> None:
         raise HTTPException(404, str(exc)) from None
 
 
-class RulePackInfo(BaseModel):
-    version: int
-    name: str
-    sha256: str
-    created: float
-    text: str
-
-
 _YAML_BODY = {
     "requestBody": {
         "required": True,
@@ -113,21 +105,15 @@ _YAML_BODY = {
 }
 
 
-@router.get("/rulepack", response_model=RulePackInfo)
-def get_rulepack(request: Request, user: Viewer) -> RulePackInfo:
+@router.get("/rulepack", response_model=RulePackOut)
+def get_rulepack(request: Request, user: Viewer) -> RulePackOut:
     """The active rule pack."""
     c = central(request)
-    pack = c.db(rulepacks.active, c.store)
-    if pack is None:
-        raise HTTPException(404, "no rule pack is active")
-    return RulePackInfo(
-        version=pack.version, name=pack.name, sha256=pack.sha256, created=pack.created,
-        text=pack.text,
-    )  # fmt: skip
+    return RulePackOut.of(c.db(rulepacks.active, c.store))
 
 
-@router.put("/rulepack", response_model=RulePackInfo, openapi_extra=_YAML_BODY)
-async def put_rulepack(request: Request, user: Admin) -> RulePackInfo:
+@router.put("/rulepack", response_model=RulePackOut, openapi_extra=_YAML_BODY)
+async def put_rulepack(request: Request, user: Admin) -> RulePackOut:
     """Publish a new rule pack (YAML); sensors pick it up at their next heartbeat."""
     c = central(request)
     body = await read_body(request, rulepacks.MAX_PACK_BYTES)
@@ -141,7 +127,4 @@ async def put_rulepack(request: Request, user: Admin) -> RulePackInfo:
         pack = await run_in_threadpool(c.db, rulepacks.publish, c.store, text, source, parsed)
     except RuleError as exc:
         raise HTTPException(422, "; ".join(exc.problems)) from None
-    return RulePackInfo(
-        version=pack.version, name=pack.name, sha256=pack.sha256, created=pack.created,
-        text=pack.text,
-    )  # fmt: skip
+    return RulePackOut.of(pack)

@@ -273,15 +273,22 @@ class RulePackOut(BaseModel):
     created: float
     text: str
 
+    @classmethod
+    def of(cls, pack: rulepacks.ActivePack | None) -> RulePackOut:
+        """The output of a stored pack; 404 when none is active."""
+        if pack is None:
+            raise HTTPException(404, "no rule pack is active")
+        return cls(
+            version=pack.version,
+            name=pack.name,
+            sha256=pack.sha256,
+            created=pack.created,
+            text=pack.text,
+        )
+
 
 @router.get("/rules", response_model=RulePackOut)
 def rules_for_sensor(request: Request, sensor: Sensor) -> RulePackOut:
     """The active rule pack (YAML text), for sensors."""
     c = central(request)
-    pack = c.db(rulepacks.active, c.store)
-    if pack is None:
-        raise HTTPException(404, "no rule pack is active")
-    return RulePackOut(
-        version=pack.version, name=pack.name, sha256=pack.sha256, created=pack.created,
-        text=pack.text,
-    )  # fmt: skip
+    return RulePackOut.of(c.db(rulepacks.active, c.store))

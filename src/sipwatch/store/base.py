@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sipwatch.record import Record
+from sipwatch.store.rows import stored_row
 
 if TYPE_CHECKING:
     from sipwatch.detect.events import Event
@@ -27,6 +28,8 @@ class Store(abc.ABC):
     """
 
     engine: str = ""
+    batch_rows: int = 5000  # rows per written batch (engines set their own)
+    _pending: list[tuple]  # rows queued by add() and not yet written
 
     def __init__(self) -> None:
         self.counters: dict[str, int] = {
@@ -44,6 +47,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def add(self, records: Iterable[Record]) -> int:
         """Queue records; returns how many rows were inserted by batches written in this call."""
+
+    def _write(self) -> int:
+        """Write self._pending as one batch (the engines' own path); returns rows inserted."""
+        raise NotImplementedError
+
+    def _queue_rows(self, records: Iterable[Record]) -> int:
+        """add() for the engines: rows into self._pending, self._write() at every
+        self.batch_rows; returns the rows those writes inserted."""
+        pending = self._pending
+        batch = self.batch_rows
+        inserted = added = 0
+        for r in records:
+            added += 1
+            row, fell_back = stored_row(r)
+            pending.append(row)
+            if fell_back:
+                self.counters["fallback_rows"] += 1
+            if len(pending) >= batch:
+                inserted += self._write()
+                pending = self._pending
+        self.counters["added"] += added
+        return inserted
 
     @abc.abstractmethod
     def flush(self) -> int:

@@ -26,7 +26,6 @@ from sipwatch.store import migrations, schema
 from sipwatch.store.base import Store, StoreError
 from sipwatch.store.pgcopy import MessageCopier, clean_row
 from sipwatch.store.pgpartitions import DayPartitions
-from sipwatch.store.rows import fallback_row, message_row
 
 if TYPE_CHECKING:
     from sipwatch.detect.events import Event
@@ -174,21 +173,7 @@ class PostgresStore(Store):
     @_locked
     def add(self, records: Iterable[Record]) -> int:
         self._writable()
-        pending = self._pending
-        batch = self.batch_rows
-        inserted = added = 0
-        for r in records:
-            added += 1
-            try:
-                pending.append(message_row(r))
-            except Exception as exc:  # a broken parsed field must not lose the raw bytes
-                self.counters["fallback_rows"] += 1
-                pending.append(fallback_row(r, f"store:{type(exc).__name__}"))
-            if len(pending) >= batch:
-                inserted += self._write()
-                pending = self._pending
-        self.counters["added"] += added
-        return inserted
+        return self._queue_rows(records)
 
     def _write(self) -> int:
         rows, self._pending = self._pending, []

@@ -105,3 +105,12 @@ def fallback_row(r: Record, why: str) -> tuple:
         str(r.number_country), int(r.request_id or 0), str(r.sensor), str(r.node),
         str(r.tunnel), str(r.vlan), bytes(r.raw), str(r.password),
     )  # fmt: skip
+
+
+def stored_row(r: Record) -> tuple[tuple, bool]:
+    """(row, fell_back): the message row, or the raw-bytes-only row when a parsed field cannot
+    be stored (a broken parsed field must not lose the raw bytes)."""
+    try:
+        return message_row(r), False
+    except Exception as exc:
+        return fallback_row(r, f"store:{type(exc).__name__}"), True

@@ -16,7 +16,6 @@ from sipwatch.store import migrations, schema
 if TYPE_CHECKING:
     from sipwatch.detect.events import Event
 from sipwatch.store.base import Store, StoreError
-from sipwatch.store.rows import fallback_row, message_row
 from sipwatch.store.writer import WriterError, WriterProcess, clean_text, insert_rows
 
 BATCH_ROWS = 5000  # rows per transaction: large enough to amortise the commit, small in memory
@@ -111,22 +110,7 @@ class SqliteStore(Store):
     def add(self, records: Iterable[Record]) -> int:
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
-        pending = self._pending
-        batch = self.batch_rows
-        inserted = 0
-        added = 0
-        for r in records:
-            added += 1
-            try:
-                pending.append(message_row(r))
-            except Exception as exc:  # a broken parsed field must not lose the raw bytes
-                self.counters["fallback_rows"] += 1
-                pending.append(fallback_row(r, f"store:{type(exc).__name__}"))
-            if len(pending) >= batch:
-                inserted += self._write()
-                pending = self._pending
-        self.counters["added"] += added
-        return inserted
+        return self._queue_rows(records)
 
     def _write(self) -> int:
         rows = self._pending
