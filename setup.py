@@ -4,6 +4,8 @@ optional=True: when there is no compiler (or the build fails) the package still 
 sipwatch.sip.speedups falls back to the pure-Python parser.
 """
 
+from glob import glob
+
 from setuptools import Extension, setup
 
 setup(
@@ -11,6 +13,12 @@ setup(
         Extension(
             "sipwatch.sip._speedups",
             ["src/sipwatch/sip/_speedups.c"],
+            optional=True,
+        ),
+        Extension(
+            "sipwatch._native",
+            sorted(glob("src/sipwatch/native/*.c")),
+            libraries=["sqlite3"],  # the writer thread's own connection (libsqlite3-dev)
             optional=True,
         ),
         Extension(

@@ -1,0 +1,28 @@
+/* sipwatch._native module: the optional C bulk path (see view.h and sipwatch/native.py). */
+#include "module.h"
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    "sipwatch._native",
+    "Optional C bulk path: packet decode, SIP scan, stage labels, rows, SQLite writer thread.",
+    -1, /* static state (caches, tables) in some parts: one interpreter */
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    PyObject *m = PyModule_Create(&native_module);
+    if (m == NULL)
+        return NULL;
+    int (*parts[])(PyObject *) = {
+        sw_init_blake2b, sw_init_rowbuf, sw_init_writer, sw_init_scan, sw_init_labeller,
+        sw_init_core,
+    };
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        if (parts[i] != NULL && parts[i](m) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
+    return m;
+}
