@@ -1,5 +1,6 @@
 /* sipwatch._native module: the optional C bulk path (see view.h and sipwatch/native.py). */
 #include "module.h"
+#include "recordview.h"
 
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT,
@@ -14,6 +15,10 @@ PyMODINIT_FUNC PyInit__native(void)
     PyObject *m = PyModule_Create(&native_module);
     if (m == NULL)
         return NULL;
+    if (sw_recordview_init() < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     int (*parts[])(PyObject *) = {
         sw_init_blake2b, sw_init_rowbuf, sw_init_writer, sw_init_scan, sw_init_labeller,
         sw_init_core,
