@@ -321,7 +321,8 @@ def table(rows: list[Row], target: Row | None) -> str:
         if r.failed:
             lines.append(f"| {r.tool} | {r.input} | {r.packets:,} | failed | | | |")
             continue
-        ratio = f"{target.pps / r.pps:.1f}×" if target and r.pps and r is not target else ""
+        peer = r is not target and not r.tool.startswith("sipwatch")
+        ratio = f"{target.pps / r.pps:.1f}×" if target and r.pps and peer else ""
         lines.append(
             f"| {r.tool} | {r.input} | {r.packets:,} | {r.wall:.1f} | {r.pps:,.0f} | "
             f"{r.rss_mb:.0f} | {ratio} |"
@@ -369,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-sip-doctor", action="store_true")
     ap.add_argument("--skip-tshark", action="store_true")
     ap.add_argument("--skip-sipwatch", action="store_true")
+    ap.add_argument(
+        "--skip-detect", action="store_true", help="skip the reference run with detection"
+    )
     ap.add_argument("--append", action="store_true", help="append the results to BENCHMARKS.md")
     args = ap.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -391,24 +395,35 @@ def main(argv: list[str] | None = None) -> int:
     sw_env = dict(
         env, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
     )
+    detected: Row | None = None
     if not args.skip_sipwatch:
         if tool_ok(["sipwatch", "analyze", "--help"], sw_env):
-            db = work / "bench.sqlite"
-            for p in work.glob("bench.sqlite*"):
-                p.unlink()
-            sipwatch = Row(
-                f"sipwatch {version_of('sipwatch')} ({git_commit()})",
-                "`sipwatch analyze CAPTURE --db DB`",
-                "the whole file",
-                packets,
-            )
-            print("sipwatch analyze ...", flush=True)
-            run = measure(["sipwatch", "analyze", str(cap), "--db", str(db)], env=sw_env)
-            sipwatch.runs.append(run)
-            if run.rc:
-                notes.append(f"sipwatch analyze exited with {run.rc}")
-            notes.append(f"sipwatch store after the run: {db_rows(db)}")
-            rows.append(sipwatch)
+            # the issue's goal is parse + label + store: --no-detect; the default run adds the
+            # rule engine (issue 4) and is shown for reference
+            for flags, label in ((["--no-detect"], "--no-detect "), ([], "")):
+                if label == "" and args.skip_detect:
+                    continue
+                db = work / "bench.sqlite"
+                for p in work.glob("bench.sqlite*"):
+                    p.unlink()
+                row = Row(
+                    f"sipwatch {version_of('sipwatch')} ({git_commit()})",
+                    f"`sipwatch analyze {label}CAPTURE --db DB`",
+                    "the whole file",
+                    packets,
+                )
+                print(f"sipwatch analyze {label}...", flush=True)
+                cmd = ["sipwatch", "analyze", "-q", *flags, str(cap), "--db", str(db)]
+                run = measure(cmd, env=sw_env)
+                row.runs.append(run)
+                if run.rc:
+                    notes.append(f"sipwatch analyze {label}exited with {run.rc}")
+                notes.append(f"sipwatch {label or 'with detection '}store: {db_rows(db)}")
+                rows.append(row)
+                if flags:
+                    sipwatch = row
+                else:
+                    detected = row
         else:
             notes.append("sipwatch: `sipwatch analyze --help` does not work yet, not measured")
 
@@ -492,6 +507,11 @@ def main(argv: list[str] | None = None) -> int:
         if doctor and not doctor.failed:
             goals.append(f"sipwatch / sip-doctor = {sipwatch.pps / doctor.pps:.1f}× (goal ≥ 20×)")
         goals.append(f"sipwatch peak RSS {sipwatch.rss_mb:.0f} MB (goal < 300 MB)")
+        if detected and not detected.failed and tshark and not tshark.failed:
+            goals.append(
+                f"with detection (the default, issue 4's engine on top) "
+                f"{detected.pps / tshark.pps:.1f}× tshark"
+            )
         md += ["; ".join(goals) + ".", ""]
     md += [f"- {n}" for n in notes] + [""]
     text = "\n".join(md)

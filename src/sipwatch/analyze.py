@@ -143,6 +143,59 @@ def _run_parallel(
     return result
 
 
+def _run_native(
+    sources: list[str],
+    db: str,
+    bpf: str | None,
+    sensor: str,
+    node: str,
+    config: LabelerConfig,
+    passwords: list[str],
+    on_progress: Callable[[int, int, int], object] | None,
+    on_warning: Callable[[str], object] | None,
+    started: float,
+) -> AnalyzeResult | None:
+    """The run through the C bulk path (analyze_native.py), or None when it cannot take it."""
+    from sipwatch import analyze_native
+
+    try:
+        expand(sources)  # every input exists and is a capture: errors before the store
+        store = open_store(db, background=True)
+    except (CaptureError, StoreError) as exc:
+        raise AnalyzeError(str(exc)) from None
+    if not analyze_native.usable(store, sources, detect=False, workers=1):
+        store.close()
+        return None
+    stats = CaptureStats()
+    pipe_stats = PipelineStats()
+    result = AnalyzeResult(db=db, sources=list(sources), capture=stats, pipeline=pipe_stats)
+    result.store = store
+    before = dict(store.counters)
+    run_id = store.start_ingest(sources)
+    recovery = analyze_recovery(passwords)
+    try:
+        analyze_native.run(sources, store, stats, pipe_stats, result.stages, recovery, config,
+                           bpf, sensor, node, on_progress, on_warning)  # fmt: skip
+        store.end_bulk_load()
+    except CaptureError as exc:
+        store.close()
+        raise AnalyzeError(str(exc)) from None
+    except (StoreError, sqlite3.Error) as exc:  # disk full...: keep what was written
+        with contextlib.suppress(Exception):
+            store.close()
+        raise AnalyzeError(f"trace store {db}: {exc}") from None
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            store.end_bulk_load()  # keep what was read
+        store.close()
+        raise
+    result.inserted = store.counters["inserted"] - before.get("inserted", 0)
+    result.duplicates = store.counters["duplicates"] - before.get("duplicates", 0)
+    store.finish_ingest(run_id, messages=pipe_stats.records, inserted=result.inserted)
+    result.elapsed = time.monotonic() - started
+    return result
+
+
 def run_analyze(
     sources: list[str],
     db: str,
@@ -178,6 +231,12 @@ def run_analyze(
                 "or --no-detect to store and label with several workers"
             )
         workers = 1
+    if detector is None and (workers is None or workers == 1):
+        # one process on the C bulk path beats several Python workers (bench/BENCHMARKS.md)
+        native = _run_native(sources, db, bpf, sensor, node, labeler.config, passwords,
+                             on_progress, on_warning, started)  # fmt: skip
+        if native is not None:
+            return native
     n_workers = _workers(sources, workers)
     if n_workers > 1:
         try:

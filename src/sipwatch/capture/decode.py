@@ -225,6 +225,17 @@ class PacketDecoder:
         stats.non_sip += n_other
         return out
 
+    def frame_at(self, ts: float, buf: bytes, start: int, end: int, sec: int, usec: int) -> None:
+        """The general path for one frame of a batch, as decode_batch takes it (the C bulk
+        path hands over the frames it does not decode itself); Records go to make_record."""
+        try:
+            self._frame(ts, buf, start, end)
+        except (ShortPacket, IndexError, struct.error):
+            self.stats.decode_errors += 1
+        except Exception as exc:  # a decoder bug must not stop the capture
+            self.stats.internal_errors += 1
+            self.stats.warn(f"internal decoder error on a packet at {sec}.{usec:06d}: {exc!r}")
+
     def decode_frame(self, ts: float, frame: bytes) -> list[Any]:
         """Decode one frame (general path only); returns the Records it completed."""
         out = self.out = []

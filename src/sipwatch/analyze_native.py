@@ -1,0 +1,125 @@
+"""`sipwatch analyze` through the C bulk path (sipwatch._native), when it can run.
+
+The C BulkAnalyzer fuses the per-message stages of the pipeline (decode, parse, Record id,
+stage labels, store row) for the common shape of a message: one SIP message in a UDP datagram,
+or a message the Python decoder framed (TCP, tunnels, VLANs), whose head the C scanner reads.
+Every other message takes the Python pipeline at once and in order (Record, the same
+analyzers, the same store), and both share the one labeller, which is the C Labeller, so the
+trace store ends up with exactly the rows the Python pipeline alone would store
+(tests/unit/test_native_analyze.py holds the two to it).
+
+It runs for `--no-detect` on a SQLite store with one input (file, gzip or standard input):
+detection needs Records for the rule engine, PostgreSQL is written by COPY elsewhere, and
+several inputs are merged by Record timestamps, which this path does not see.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+
+from sipwatch.capture.decode import PacketDecoder
+from sipwatch.capture.reader import CaptureFile
+from sipwatch.capture.sources import expand
+from sipwatch.capture.stats import CaptureStats
+from sipwatch.detect.passwords import PasswordRecovery
+from sipwatch.detect.stages import LabelerConfig
+from sipwatch.native import part
+from sipwatch.pipeline import PipelineStats
+from sipwatch.record import Record
+from sipwatch.store.base import Store
+from sipwatch.store.schema import MESSAGE_COLUMNS
+
+# as Pipeline.run: bulk runs allocate many short-lived objects on the Python path
+_GC_GEN0 = 50_000
+_PENDING_ROWS = 2000  # Python-path records handed to the store together
+
+
+def usable(store: Store, sources: list[str], detect: bool, workers: int | None) -> bool:
+    """True when this run can take the C bulk path."""
+    if detect or (workers is not None and workers > 1):
+        return False
+    if part("BulkAnalyzer") is None or part("Labeller") is None:
+        return False
+    bulk_writer = getattr(store, "bulk_writer", None)
+    if bulk_writer is None:
+        return False
+    try:
+        files = expand(sources)
+    except Exception:  # the normal path reports the problem
+        return False
+    return len(files) == 1
+
+
+def run(
+    sources: list[str],
+    store: Store,
+    stats: CaptureStats,
+    pipe_stats: PipelineStats,
+    stages: dict,
+    recovery: PasswordRecovery,
+    config: LabelerConfig,
+    bpf: str | None,
+    sensor: str,
+    node: str,
+    on_progress: Callable[[int, int, int], object] | None,
+    on_warning: Callable[[str], object] | None,
+) -> None:
+    """Analyse the one capture of `sources` into `store` (counts into the given objects)."""
+    labeller = part("Labeller")(config)
+    writer = store.bulk_writer()  # type: ignore[attr-defined]
+    pending: list[Record] = []
+    analyzers = (labeller.label, recovery.label)
+    seen = {"sensor": sensor, "node": node}
+
+    def python_path(raw, ts, transport, src, sport, dst, dport, tunnel, vlan) -> None:  # noqa: ANN001
+        rec = Record.from_bytes(raw, ts, transport, src, sport, dst, dport, tunnel=tunnel,
+                                vlan=vlan, **seen)  # fmt: skip
+        for analyze in analyzers:
+            analyze(rec)
+        stages[rec.stage] = stages.get(rec.stage, 0) + 1
+        pending.append(rec)
+        if len(pending) >= _PENDING_ROWS:
+            store.add(pending)
+            pending.clear()
+
+    bulk = part("BulkAnalyzer")(
+        labeller, writer, python_path, answered=recovery._answered, sensor=sensor, node=node,
+        ncols=len(MESSAGE_COLUMNS),
+    )  # fmt: skip
+    ((path, kind),) = expand(sources)
+    cap = CaptureFile(path, kind, bpf, stats, on_warning).open()
+    threshold = gc.get_threshold()
+    if 0 < threshold[0] < _GC_GEN0:
+        gc.set_threshold(_GC_GEN0, *threshold[1:])
+    try:
+        decoder = PacketDecoder(cap.dlt, stats, bulk.message)
+        frame = decoder.frame_at
+        batch = bulk.batch
+        dlt = cap.dlt
+        for pkts, meta in cap.batches():
+            stats.packets += len(meta) >> 4
+            stats.bytes += len(pkts)
+            n_sip, n_other = batch(pkts, meta, dlt, frame)
+            stats.sip_messages += n_sip
+            stats.non_sip += n_other
+            if on_progress is not None:
+                counts = bulk.counts()
+                on_progress(stats.packets, counts["handled"] + counts["fallbacks"], stats.bytes)
+        decoder.flush()  # TCP streams and fragments still buffered
+        bulk.check()
+        bulk.flush()
+        if pending:
+            store.add(pending)
+            pending.clear()
+    finally:
+        gc.set_threshold(*threshold)
+        cap.close()
+    counts = bulk.counts()
+    for stage, n in counts["stages"].items():
+        stages[stage] = stages.get(stage, 0) + n
+    recovery.stats.responses += counts["password_responses"]
+    store.count_bulk_rows(counts["submitted"])  # type: ignore[attr-defined]
+    pipe_stats.records += counts["handled"] + counts["fallbacks"]
+    labeller_stats = labeller.stats
+    del labeller_stats  # the summary does not show labeller counters
