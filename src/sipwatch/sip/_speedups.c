@@ -3,9 +3,11 @@
  * Each function handles only the clean, common shape of its input and returns None for
  * anything else, so the Python parser stays the one definition of the results: a non-None
  * answer here must equal what the Python code gives (tests/unit/test_sip_speedups.py checks
- * this differentially). Input is attacker bytes: every index is bounds-checked, nothing is
- * copied into a fixed buffer without a length check, there is no recursion. A NULL return
- * (with an exception) happens only when memory runs out.
+ * this differentially). The scanning itself (start line, header lines, name-addr, Via,
+ * digest, message._check) is the pure C of sipcore.h, which sipwatch._native's scanner
+ * shares; this file turns its offsets into Python objects. Input is attacker bytes: every
+ * index is bounds-checked, nothing is copied into a fixed buffer without a length check,
+ * there is no recursion. A NULL return (with an exception) happens only when memory runs out.
  *
  * State: a few caches of str objects (header names, methods) in static memory, filled as
  * names are met and bounded; the module therefore declares m_size = -1 (one interpreter).
@@ -14,69 +16,17 @@
 #include <Python.h>
 #include <string.h>
 
-#define MAX_HEADERS 256  /* message.MAX_HEADERS */
-#define MAX_LINE 8192    /* message.MAX_LINE */
-#define MAX_METHOD 32    /* message.MAX_METHOD */
-#define MAX_RURI 256     /* message.MAX_RURI */
-#define MAX_BODY 65536   /* message.MAX_BODY */
-#define MAX_CALL_ID 256  /* message.MAX_CALL_ID */
-#define MAX_FROM 256     /* message.MAX_FROM */
-#define MAX_TO 256       /* message.MAX_TO */
-#define MAX_VIA 1024     /* message.MAX_VIA */
-#define MAX_CONTACT 256  /* message.MAX_CONTACT */
-
-/* ---------------------------------------------------------------- character classes */
-static unsigned char is_token[256];   /* message._TOKEN */
-static unsigned char uri_c1[256];     /* SIP_URI_FAST user/host: not @:;?<>"% SP HT [ ] , */
-static unsigned char uri_c2[256];     /* SIP_URI_FAST params: c1 plus ':' and ';' */
-static unsigned char via_host[256];   /* Via host: not SP HT ; : [ ] ( ) " , */
-static unsigned char py_space[256];   /* str.isspace() of the latin-1 character (str.split) */
-
-static void init_tables(void)
-{
-    const char *tok = "!%*+.`_~'-";
-    for (int c = 0; c < 256; c++) {
-        is_token[c] = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-        uri_c1[c] = via_host[c] = 1;
-    }
-    for (const char *p = tok; *p; p++)
-        is_token[(unsigned char)*p] = 1;
-    for (const char *p = "@:;?<>\"% \t[],"; *p; p++)
-        uri_c1[(unsigned char)*p] = 0;
-    memcpy(uri_c2, uri_c1, sizeof(uri_c2));
-    uri_c2[':'] = uri_c2[';'] = 1;
-    for (const char *p = " \t;:[]()\","; *p; p++)
-        via_host[(unsigned char)*p] = 0;
-    for (int c = 0x09; c <= 0x0d; c++)
-        py_space[c] = 1;
-    for (int c = 0x1c; c <= 0x20; c++)
-        py_space[c] = 1;
-    py_space[0x85] = py_space[0xa0] = 1;
-}
-
-static inline int is_ws(unsigned char c) { return c == ' ' || c == '\t'; }
-static inline unsigned char lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+#include "sipcore.h"
 
 static inline PyObject *latin1(const unsigned char *p, Py_ssize_t n)
 {
     return PyUnicode_DecodeLatin1((const char *)p, n, NULL);
 }
 
-/* True when p[0:n] equals the lowercase ASCII word w (length wn) ignoring ASCII case. */
-static int eq_nocase(const unsigned char *p, Py_ssize_t n, const char *w, Py_ssize_t wn)
-{
-    if (n != wn)
-        return 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (lower(p[i]) != (unsigned char)w[i])
-            return 0;
-    return 1;
-}
-
 /* ---------------------------------------------------------------- bounded str caches */
 #define CACHE_SLOTS 1024 /* power of two */
 #define CACHE_FILL 512   /* at most this many entries: probe chains stay short */
-#define CACHE_KEYLEN 40  /* longer names are not cached */
+#define CACHE_KEYLEN SC_KEY_MAX /* longer names are not cached */
 #define MAX_PROBE 8      /* a key is stored (and so found) within this many slots of its hash */
 
 typedef struct {
@@ -95,7 +45,6 @@ typedef struct {
 static str_cache name_cache;          /* lowercased header name -> canonical key */
 static str_cache method_cache;        /* method as written -> str */
 static cache_entry *compact[26];      /* 'a'..'z' -> entry of the long name (names.COMPACT) */
-static unsigned char compact_set[26]; /* the letter is a compact form */
 static unsigned long call_stamp;      /* counts parse_head calls */
 static PyObject *s_version;           /* "SIP/2.0" */
 static PyObject *s_empty;             /* "" */
@@ -161,38 +110,6 @@ static PyObject *cached_str(str_cache *c, const unsigned char *p, Py_ssize_t n)
     return err ? NULL : latin1(p, n);
 }
 
-/* ---------------------------------------------------------------- parse_head */
-/* Request-URI checks of message._parse that would add an anomaly: 1 when clean. */
-static int ruri_clean(const unsigned char *u, Py_ssize_t n)
-{
-    if (n > MAX_RURI)
-        return 0;
-    Py_ssize_t colon = -1, at = -1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (u[i] == ':' && colon < 0)
-            colon = i;
-        if (u[i] == '@')
-            at = i;
-    }
-    if (colon <= 0)
-        return 0;
-    int alnum = 1, schemeok = ((u[0] | 32) >= 'a' && (u[0] | 32) <= 'z');
-    for (Py_ssize_t i = 0; i < colon; i++) {
-        unsigned char c = u[i];
-        int an = (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z');
-        if (!an)
-            alnum = 0;
-        if (!an && c != '+' && c != '.' && c != '-')
-            schemeok = 0;
-    }
-    if (!alnum && !schemeok)
-        return 0;
-    for (Py_ssize_t i = at + 1; i < n; i++)
-        if (u[i] == '?')
-            return 0;
-    return 1;
-}
-
 /* headers[key].append(value), creating the list; `fresh`: key known not to be there yet. */
 static int add_header(PyObject *headers, PyObject *key, PyObject *value, int fresh)
 {
@@ -224,274 +141,55 @@ static PyObject *new_dict(Py_ssize_t size)
 }
 
 /* ---------------------------------------------------------------- check (message._check) */
-enum {
-    A_MISSING_VIA, A_LONG_VIA, A_MISSING_FROM, A_LONG_FROM, A_UNBALANCED_QUOTES, A_MISSING_TO,
-    A_LONG_TO, A_MISSING_CALL_ID, A_LONG_CALL_ID, A_LONG_CONTACT, A_DUPLICATE_HEADER,
-    A_MISSING_CSEQ, A_CSEQ_INVALID, A_CSEQ_TOO_LARGE, A_CSEQ_METHOD_MISMATCH,
-    A_CONTENT_LENGTH_MISSING, A_CONTENT_LENGTH_INVALID, A_CONTENT_LENGTH_MISMATCH,
-    A_BODY_TOO_LARGE, A_COUNT
-};
-static const char *const anomaly_names[A_COUNT] = {
-    "missing_via", "long_via", "missing_from", "long_from", "unbalanced_quotes", "missing_to",
-    "long_to", "missing_call_id", "long_call_id", "long_contact", "duplicate_header",
-    "missing_cseq", "cseq_invalid", "cseq_too_large", "cseq_method_mismatch",
-    "content_length_missing", "content_length_invalid", "content_length_mismatch",
-    "body_too_large",
-};
-static PyObject *anomaly_str[A_COUNT]; /* interned codes */
-enum {
-    K_VIA, K_FROM, K_TO, K_CALL_ID, K_CSEQ, K_CONTACT, K_CONTENT_LENGTH, K_USER_AGENT, K_SERVER,
-    K_AUTHORIZATION, K_PROXY_AUTHORIZATION, K_COUNT
-};
-static const char *const key_names[K_COUNT] = {
-    "via", "from", "to", "call-id", "cseq", "contact", "content-length", "user-agent", "server",
-    "authorization", "proxy-authorization",
-};
-static PyObject *key_str[K_COUNT]; /* interned canonical header keys */
+static PyObject *anomaly_str[SC_A_COUNT]; /* interned codes */
+static PyObject *key_str[SC_K_COUNT];     /* interned canonical header keys */
 
 static const unsigned char *ucs1(PyObject *s, Py_ssize_t *n);
 
-/* message._odd_quotes */
-static int odd_quotes(const unsigned char *p, Py_ssize_t n)
+/* sc_header of headers[key]: 1 filled (count 0: absent), 0 unusual (not a non-empty list of
+ * latin-1 strs: the Python code), -1 on an exception. */
+static int header_of(PyObject *headers, int k, sc_header *x)
 {
-    int quoted = 0, escaped = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (escaped)
-            escaped = 0;
-        else if (quoted && p[i] == '\\')
-            escaped = 1;
-        else if (p[i] == '"')
-            quoted = !quoted;
-    }
-    return quoted;
-}
-
-/* value.count('"') & 1 and _odd_quotes(value) */
-static int unbalanced(const unsigned char *p, Py_ssize_t n)
-{
-    Py_ssize_t q = 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        q += p[i] == '"';
-    return (q & 1) && odd_quotes(p, n);
-}
-
-/* 1 when every byte of p[0:n] is in the set `chars` (as bytes.strip(chars) == b""). */
-static int only_of(const unsigned char *p, Py_ssize_t n, const char *chars)
-{
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (strchr(chars, p[i]) == NULL || p[i] == 0)
+    PyObject *lst = PyDict_GetItemWithError(headers, key_str[k]);
+    memset(x, 0, sizeof(*x));
+    if (lst == NULL)
+        return PyErr_Occurred() ? -1 : 1;
+    if (!PyList_Check(lst) || PyList_GET_SIZE(lst) < 1)
+        return 0;
+    x->count = PyList_GET_SIZE(lst);
+    for (Py_ssize_t i = 0; i < x->count; i++) {
+        Py_ssize_t vn;
+        const unsigned char *v = ucs1(PyList_GET_ITEM(lst, i), &vn);
+        if (v == NULL)
             return 0;
+        if (i == 0) {
+            x->p = v;
+            x->n = vn;
+        }
+        if (vn > x->max_len)
+            x->max_len = vn;
+    }
     return 1;
 }
 
-typedef struct {
-    unsigned char codes[A_COUNT]; /* anomaly codes in the order found */
-    int ncodes;
-    int has_cseq, has_cl;
-    long long cseq_num;
-    Py_ssize_t cm_a, cm_b;          /* CSeq method: offsets into cseq_v */
-    const unsigned char *cseq_v;    /* CSeq value's latin-1 bytes */
-    unsigned long long cl;          /* Content-Length */
-    Py_ssize_t body_a, body_b;      /* body: offsets into the message */
-} check_result;
-
-/* The first str of a header's value list: 1 with its bytes, 0 absent, -1 unusual/error
- * (*err set when an exception is pending). */
-static int first_value(PyObject *headers, int k, PyObject **lst, const unsigned char **p,
-                       Py_ssize_t *n, int *err)
-{
-    *lst = PyDict_GetItemWithError(headers, key_str[k]);
-    if (*lst == NULL) {
-        *err = PyErr_Occurred() != NULL;
-        return *err ? -1 : 0;
-    }
-    if (!PyList_Check(*lst) || PyList_GET_SIZE(*lst) < 1)
-        return -1;
-    *p = ucs1(PyList_GET_ITEM(*lst, 0), n);
-    return *p == NULL ? -1 : 1;
-}
-
-/* Any str of the list longer than max (-1: not all str). */
-static int any_longer(PyObject *lst, Py_ssize_t max)
-{
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lst); i++) {
-        PyObject *v = PyList_GET_ITEM(lst, i);
-        if (!PyUnicode_Check(v))
-            return -1;
-        if (PyUnicode_GET_LENGTH(v) > max)
-            return 1;
-    }
-    return 0;
-}
-
-#define ADD(code) (r->codes[r->ncodes++] = (unsigned char)(code))
-
-/* message._check for a message parse_head accepted (terminated, no earlier anomaly): 1 when
- * *r holds its results, 0 when the Python code must decide (unusual CSeq number, bytes
- * after the body, ...), -1 on an exception. m: the request method (m_len 0: a response). */
+/* message._check for a message parse_head accepted: sc_check over its header dict. 1 when
+ * *r holds the results, 0 when the Python code must decide, -1 on an exception. */
 static int check(PyObject *headers, const unsigned char *d, Py_ssize_t n, Py_ssize_t body_at,
-                 const unsigned char *m, Py_ssize_t m_len, int is_request, check_result *r)
+                 const unsigned char *m, Py_ssize_t m_len, int is_request, sc_check_result *r)
 {
-    PyObject *lst;
-    const unsigned char *v;
-    Py_ssize_t vn;
-    int err = 0, got, dup = 0;
-    memset(r, 0, sizeof(*r));
-
-    got = first_value(headers, K_VIA, &lst, &v, &vn, &err);
-    if (got < 0)
-        return err ? -1 : 0;
-    if (got == 0) {
-        ADD(A_MISSING_VIA);
-    } else {
-        int lg = any_longer(lst, MAX_VIA);
-        if (lg < 0)
-            return 0;
-        if (lg)
-            ADD(A_LONG_VIA);
+    static const int used[] = {SC_K_VIA, SC_K_FROM, SC_K_TO, SC_K_CALL_ID, SC_K_CSEQ,
+                               SC_K_CONTACT, SC_K_CONTENT_LENGTH};
+    sc_header hv[SC_K_COUNT];
+    memset(hv, 0, sizeof(hv));
+    for (size_t i = 0; i < sizeof(used) / sizeof(used[0]); i++) {
+        int got = header_of(headers, used[i], &hv[used[i]]);
+        if (got <= 0)
+            return got;
     }
-    got = first_value(headers, K_FROM, &lst, &v, &vn, &err);
-    if (got < 0)
-        return err ? -1 : 0;
-    if (got == 0) {
-        ADD(A_MISSING_FROM);
-    } else {
-        if (vn > MAX_FROM)
-            ADD(A_LONG_FROM);
-        if (unbalanced(v, vn))
-            ADD(A_UNBALANCED_QUOTES);
-    }
-    int from_quotes = r->ncodes > 0 && r->codes[r->ncodes - 1] == A_UNBALANCED_QUOTES;
-    got = first_value(headers, K_TO, &lst, &v, &vn, &err);
-    if (got < 0)
-        return err ? -1 : 0;
-    if (got == 0) {
-        ADD(A_MISSING_TO);
-    } else {
-        if (vn > MAX_TO)
-            ADD(A_LONG_TO);
-        if (!from_quotes && unbalanced(v, vn))
-            ADD(A_UNBALANCED_QUOTES);
-    }
-    got = first_value(headers, K_CALL_ID, &lst, &v, &vn, &err);
-    if (got < 0)
-        return err ? -1 : 0;
-    if (got == 0)
-        ADD(A_MISSING_CALL_ID);
-    else if (vn > MAX_CALL_ID)
-        ADD(A_LONG_CALL_ID);
-    got = first_value(headers, K_CONTACT, &lst, &v, &vn, &err);
-    if (got < 0)
-        return err ? -1 : 0;
-    if (got == 1) {
-        int lg = any_longer(lst, MAX_CONTACT);
-        if (lg < 0)
-            return 0;
-        if (lg)
-            ADD(A_LONG_CONTACT);
-    }
-    static const int singletons[] = {K_CALL_ID, K_CSEQ, K_FROM, K_TO, K_CONTENT_LENGTH};
-    for (size_t i = 0; i < sizeof(singletons) / sizeof(singletons[0]); i++) {
-        lst = PyDict_GetItemWithError(headers, key_str[singletons[i]]);
-        if (lst == NULL && PyErr_Occurred())
-            return -1;
-        if (lst != NULL && PyList_Check(lst) && PyList_GET_SIZE(lst) > 1)
-            dup = 1;
-    }
-    if (dup)
-        ADD(A_DUPLICATE_HEADER);
-
-    /* CSeq: vals[0].split() must give "number method" */
-    got = first_value(headers, K_CSEQ, &lst, &v, &vn, &err);
-    if (got < 0)
-        return err ? -1 : 0;
-    if (got == 0) {
-        ADD(A_MISSING_CSEQ);
-    } else {
-        Py_ssize_t i = 0, a0, a1, b0, b1;
-        while (i < vn && py_space[v[i]])
-            i++;
-        a0 = i;
-        while (i < vn && !py_space[v[i]])
-            i++;
-        a1 = i;
-        while (i < vn && py_space[v[i]])
-            i++;
-        b0 = i;
-        while (i < vn && !py_space[v[i]])
-            i++;
-        b1 = i;
-        while (i < vn && py_space[v[i]])
-            i++;
-        if (a1 == a0 || b1 == b0 || i < vn) {
-            ADD(A_CSEQ_INVALID);
-        } else {
-            if (a1 - a0 > 10)
-                return 0; /* _cseq_odd */
-            long long num = 0;
-            for (Py_ssize_t k = a0; k < a1; k++) {
-                if (v[k] < '0' || v[k] > '9')
-                    return 0; /* negative or not a number: _cseq_odd */
-                num = num * 10 + (v[k] - '0');
-            }
-            r->has_cseq = 1;
-            r->cseq_num = num;
-            r->cseq_v = v;
-            r->cm_a = b0;
-            r->cm_b = b1;
-            if (num >= 0x80000000LL)
-                ADD(A_CSEQ_TOO_LARGE);
-            if (is_request && (b1 - b0 != m_len || memcmp(v + b0, m, (size_t)m_len) != 0))
-                ADD(A_CSEQ_METHOD_MISMATCH);
-        }
-    }
-
-    /* body and Content-Length */
-    Py_ssize_t blen = n - body_at;
-    r->body_a = body_at;
-    r->body_b = n;
-    got = first_value(headers, K_CONTENT_LENGTH, &lst, &v, &vn, &err);
-    if (got < 0)
-        return err ? -1 : 0;
-    if (got == 0) {
-        if (!only_of(d + body_at, blen, "\r\n"))
-            ADD(A_CONTENT_LENGTH_MISSING);
-    } else {
-        int digits = vn > 0 && vn < 20;
-        unsigned long long cl = 0;
-        for (Py_ssize_t k = 0; digits && k < vn; k++) {
-            if (v[k] < '0' || v[k] > '9')
-                digits = 0;
-            else
-                cl = cl * 10 + (unsigned long long)(v[k] - '0'); /* < 10**19 fits */
-        }
-        if (!digits) {
-            ADD(A_CONTENT_LENGTH_INVALID);
-        } else {
-            r->has_cl = 1;
-            r->cl = cl;
-            if (cl < (unsigned long long)blen) {
-                Py_ssize_t end = body_at + (Py_ssize_t)cl;
-                if (!only_of(d + end, n - end, "\r\n\t "))
-                    return 0; /* another message or a mismatch: looks_like_sip decides */
-                r->body_b = end;
-            } else if (cl > (unsigned long long)blen) {
-                ADD(A_CONTENT_LENGTH_MISMATCH);
-            }
-        }
-    }
-    if (r->body_b - r->body_a > MAX_BODY) {
-        ADD(A_BODY_TOO_LARGE);
-        r->body_b = r->body_a + MAX_BODY;
-    }
-    return 1;
+    return sc_check(hv, d, n, body_at, m, m_len, is_request, r);
 }
-#undef ADD
 
-typedef struct {
-    Py_ssize_t at, name_len, v0, v1;
-} header_line;
-
+/* ---------------------------------------------------------------- parse_head */
 static PyObject *parse_head(PyObject *self, PyObject *arg)
 {
     (void)self;
@@ -499,101 +197,16 @@ static PyObject *parse_head(PyObject *self, PyObject *arg)
         Py_RETURN_NONE;
     const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(arg);
     Py_ssize_t n = PyBytes_GET_SIZE(arg);
-    if (n < 4 || d[0] == '\r' || d[0] == '\n')
-        Py_RETURN_NONE;
 
     /* pass 1: find and check every line; nothing is allocated before the message is known
-     * to be a clean one. Lines end in CRLF; the first CRLFCRLF ends the head (as
-     * bytes.find(b"\r\n\r\n")); any LF without a CR before it is a bare LF. */
-    header_line lines[MAX_HEADERS];
-    int count = 0;
-    Py_ssize_t first_len = -1, body_at = -1, pos = 0;
-    while (body_at < 0) {
-        const unsigned char *lf = memchr(d + pos, '\n', (size_t)(n - pos));
-        if (lf == NULL)
-            Py_RETURN_NONE; /* no CRLFCRLF */
-        Py_ssize_t k = lf - d;
-        if (k <= pos || d[k - 1] != '\r')
-            Py_RETURN_NONE; /* bare LF (or an empty line, which is the end: seen below) */
-        Py_ssize_t len = k - 1 - pos;
-        if (len > MAX_LINE)
-            Py_RETURN_NONE;
-        if (k + 2 < n && d[k + 1] == '\r' && d[k + 2] == '\n')
-            body_at = k + 3;
-        if (first_len < 0) {
-            first_len = len;
-        } else {
-            const unsigned char *ln = d + pos;
-            if (count >= MAX_HEADERS)
-                Py_RETURN_NONE;
-            Py_ssize_t nlen = 0;
-            while (nlen < len && is_token[ln[nlen]])
-                nlen++;
-            Py_ssize_t c = nlen;
-            while (c < len && is_ws(ln[c]))
-                c++;
-            if (nlen == 0 || c >= len || ln[c] != ':')
-                Py_RETURN_NONE; /* folded, no colon, not a token name */
-            Py_ssize_t v0 = c + 1, v1 = len;
-            while (v0 < v1 && is_ws(ln[v0]))
-                v0++;
-            while (v1 > v0 && is_ws(ln[v1 - 1]))
-                v1--;
-            header_line *h = &lines[count++];
-            h->at = pos;
-            h->name_len = nlen;
-            h->v0 = pos + v0;
-            h->v1 = pos + v1;
-        }
-        pos = k + 1;
-    }
-
-    /* start line */
-    int is_request;
-    long status = 0;
-    Py_ssize_t m_len = 0, u_at = 0, u_len = 0, r_at = 0, r_len = 0;
-    if (first_len >= 4 && lower(d[0]) == 's' && lower(d[1]) == 'i' && lower(d[2]) == 'p' &&
-        d[3] == '/') {
-        /* SIP/2.0 SP 3DIGIT [SP reason] */
-        is_request = 0;
-        if (first_len < 11 || memcmp(d, "SIP/2.0 ", 8) != 0)
-            Py_RETURN_NONE;
-        for (int i = 8; i < 11; i++) {
-            if (d[i] < '0' || d[i] > '9')
-                Py_RETURN_NONE;
-            status = status * 10 + (d[i] - '0');
-        }
-        if (status < 100 || status > 699)
-            Py_RETURN_NONE;
-        if (first_len > 11) {
-            if (d[11] != ' ')
-                Py_RETURN_NONE;
-            Py_ssize_t a = 12, b = first_len;
-            while (a < b && is_ws(d[a]))
-                a++;
-            while (b > a && is_ws(d[b - 1]))
-                b--;
-            r_at = a;
-            r_len = b - a;
-        }
-    } else {
-        /* METHOD SP URI SP SIP/2.0 */
-        is_request = 1;
-        Py_ssize_t i = 0;
-        while (i < first_len && is_token[d[i]])
-            i++;
-        m_len = i;
-        if (m_len == 0 || m_len > MAX_METHOD || i >= first_len || d[i] != ' ')
-            Py_RETURN_NONE;
-        u_at = ++i;
-        while (i < first_len && d[i] > 0x20 && d[i] < 0x7f)
-            i++;
-        u_len = i - u_at;
-        if (u_len == 0 || first_len - i != 8 || memcmp(d + i, " SIP/2.0", 8) != 0)
-            Py_RETURN_NONE;
-        if (!ruri_clean(d + u_at, u_len))
-            Py_RETURN_NONE;
-    }
+     * to be a clean one */
+    sc_head hd;
+    if (!sc_scan_head(d, n, 0, &hd))
+        Py_RETURN_NONE;
+    const int count = hd.count, is_request = hd.is_request;
+    const long status = hd.status;
+    const Py_ssize_t body_at = hd.body_at, m_len = hd.m_len, u_at = hd.u_at, u_len = hd.u_len,
+                     r_at = hd.r_at, r_len = hd.r_len;
 
     /* pass 2: the header dict */
     PyObject *headers = new_dict(count);
@@ -601,34 +214,31 @@ static PyObject *parse_head(PyObject *self, PyObject *arg)
         return NULL;
     unsigned long stamp = ++call_stamp;
     for (int li = 0; li < count; li++) {
-        const header_line *h = &lines[li];
+        const sc_line *h = &hd.line[li];
         const unsigned char *name = d + h->at;
         Py_ssize_t nlen = h->name_len;
         PyObject *key = NULL;
         cache_entry *e = NULL;
         int err = 0;
-        unsigned char c0 = lower(name[0]);
-        if (nlen == 1 && c0 >= 'a' && c0 <= 'z' && compact_set[c0 - 'a']) {
-            e = compact[c0 - 'a'];
+        unsigned char buf[CACHE_KEYLEN];
+        const unsigned char *kp;
+        int letter;
+        Py_ssize_t kn = sc_canonical_key(name, nlen, buf, CACHE_KEYLEN, &kp, &letter);
+        if (kn < 0)
+            goto none; /* unusually long name, or an odd compact form: the Python parser */
+        if (letter >= 0) {
+            e = compact[letter];
             if (e == NULL)
                 goto none; /* its long name could not be cached */
-        } else if (nlen <= CACHE_KEYLEN) {
-            unsigned char buf[CACHE_KEYLEN];
-            size_t hh = HASH_INIT;
-            for (Py_ssize_t i = 0; i < nlen; i++) {
-                buf[i] = lower(name[i]);
-                hh = HASH_STEP(hh, buf[i]);
-            }
-            e = cache_entry_for(&name_cache, buf, nlen, hh, &err);
+        } else {
+            e = cache_entry_for(&name_cache, kp, kn, hash_bytes(kp, kn), &err);
             if (err)
                 goto fail;
             if (e == NULL) { /* cache full: build the key */
-                key = latin1(buf, nlen);
+                key = latin1(kp, kn);
                 if (key == NULL)
                     goto fail;
             }
-        } else {
-            goto none; /* unusually long name: the Python parser */
         }
         int fresh = 0;
         if (e != NULL) {
@@ -669,7 +279,7 @@ static PyObject *parse_head(PyObject *self, PyObject *arg)
     PyObject *out = NULL;
     /* message._check's results, or None x5 when the Python code must run it */
     PyObject *anoms = NULL, *cnum = NULL, *cmeth = NULL, *clen = NULL, *body = NULL;
-    check_result cr;
+    sc_check_result cr;
     int ok = method && ruri && reason && st && bat;
     int got = ok ? check(headers, d, n, body_at, d, m_len, is_request, &cr) : -1;
     if (got == 1) {
@@ -727,14 +337,6 @@ static const unsigned char *ucs1(PyObject *s, Py_ssize_t *n)
     return PyUnicode_1BYTE_DATA(s);
 }
 
-static void strip_ws(const unsigned char *p, Py_ssize_t *a, Py_ssize_t *b)
-{
-    while (*a < *b && is_ws(p[*a]))
-        (*a)++;
-    while (*b > *a && is_ws(p[*b - 1]))
-        (*b)--;
-}
-
 /* text.text(): the UTF-8 reading of latin-1 bytes when they are valid UTF-8. */
 static PyObject *people_text(const unsigned char *p, Py_ssize_t n)
 {
@@ -754,188 +356,26 @@ static PyObject *people_text(const unsigned char *p, Py_ssize_t n)
     return s;
 }
 
-/* Last parameter named `name` (ASCII case ignored) in p[0:n] split at ';', as
- * headers.header_params' simple path keeps it: *found 0 = absent, 1 = with value
- * [*va, *vb), 2 = without '='. The caller has checked there is no '"', SP or HT. */
-static void last_param(const unsigned char *p, Py_ssize_t n, const char *name, Py_ssize_t nn,
-                       int *found, Py_ssize_t *va, Py_ssize_t *vb)
-{
-    Py_ssize_t i = 0;
-    *found = 0;
-    while (i <= n) {
-        Py_ssize_t j = i;
-        while (j < n && p[j] != ';')
-            j++;
-        Py_ssize_t eq = i;
-        while (eq < j && p[eq] != '=')
-            eq++;
-        if (eq_nocase(p + i, eq - i, name, nn)) {
-            if (eq < j) {
-                *found = 1;
-                *va = eq + 1;
-                *vb = j;
-            } else {
-                *found = 2;
-            }
-        }
-        i = j + 1;
-    }
-}
-
-static int has_quote_or_ws(const unsigned char *p, Py_ssize_t n)
-{
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (p[i] == '"' || is_ws(p[i]))
-            return 1;
-    return 0;
-}
-
-/* ---------------------------------------------------------------- SIP URI (SIP_URI_FAST) */
-typedef struct {
-    Py_ssize_t user_a, user_b; /* user_a < 0: no '@' */
-    Py_ssize_t host_a, host_b;
-    long port; /* -1: none or out of range */
-} uri_parts;
-
-/* 1 when u[0:n] fully matches uri.SIP_URI_FAST; fills parts (offsets into u). */
-static int sip_uri_fast(const unsigned char *u, Py_ssize_t n, uri_parts *out)
-{
-    if (n < 5 || memcmp(u, "sip:", 4) != 0)
-        return 0;
-    Py_ssize_t i = 4, at = -1;
-    for (Py_ssize_t k = 4; k < n; k++)
-        if (u[k] == '@') {
-            at = k;
-            break;
-        }
-    out->user_a = -1;
-    out->user_b = -1;
-    if (at >= 0) {
-        for (Py_ssize_t k = 4; k < at; k++)
-            if (!uri_c1[u[k]])
-                return 0;
-        out->user_a = 4;
-        out->user_b = at;
-        i = at + 1;
-    }
-    out->host_a = i;
-    while (i < n && uri_c1[u[i]])
-        i++;
-    out->host_b = i;
-    if (out->host_b == out->host_a)
-        return 0;
-    out->port = -1;
-    if (i < n && u[i] == ':') {
-        Py_ssize_t d0 = ++i;
-        long port = 0;
-        while (i < n && u[i] >= '0' && u[i] <= '9' && i - d0 < 5)
-            port = port * 10 + (u[i++] - '0');
-        if (i == d0)
-            return 0;
-        out->port = port > 65535 ? -1 : port;
-    }
-    if (i < n) {
-        if (u[i] != ';')
-            return 0;
-        for (i++; i < n; i++)
-            if (!uri_c2[u[i]])
-                return 0;
-    }
-    return 1;
-}
-
 /* ---------------------------------------------------------------- name_addr */
 static PyObject *name_addr(PyObject *self, PyObject *arg)
 {
     (void)self;
-    Py_ssize_t n0;
-    const unsigned char *v = ucs1(arg, &n0);
-    if (v == NULL)
+    Py_ssize_t n;
+    const unsigned char *v = ucs1(arg, &n);
+    sc_name_addr na;
+    if (v == NULL || !sc_parse_name_addr(v, n, &na))
         Py_RETURN_NONE;
-    Py_ssize_t a = 0, b = n0;
-    strip_ws(v, &a, &b);
-    v += a;
-    Py_ssize_t n = b - a;
-    if (n == 0)
-        Py_RETURN_NONE;
-
-    Py_ssize_t lt = -1;
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (v[i] == '<') {
-            lt = i;
-            break;
-        }
-    Py_ssize_t d_a = 0, d_b = 0, u_a, u_b;
-    int quoted = 0, tag_found = 0;
-    Py_ssize_t t_a = 0, t_b = 0;
-    if (lt < 0) {
-        /* addr-spec without parameters: the whole value is the URI */
-        for (Py_ssize_t i = 0; i < n; i++)
-            if (v[i] == ';' || v[i] == '"')
-                Py_RETURN_NONE;
-        u_a = 0;
-        u_b = n;
-    } else {
-        if (v[0] == '"') {
-            Py_ssize_t q = 1;
-            while (q < n && v[q] != '"') {
-                if (v[q] == '\\')
-                    Py_RETURN_NONE;
-                q++;
-            }
-            if (q >= n)
-                Py_RETURN_NONE;
-            Py_ssize_t p = q + 1;
-            if (p < n && v[p] == ' ')
-                p++;
-            if (p >= n || v[p] != '<')
-                Py_RETURN_NONE;
-            lt = p;
-            quoted = 1;
-            d_a = 1;
-            d_b = q;
-        } else {
-            for (Py_ssize_t i = 0; i < lt; i++)
-                if (v[i] == '"')
-                    Py_RETURN_NONE;
-            d_a = 0;
-            d_b = lt;
-            strip_ws(v, &d_a, &d_b);
-        }
-        Py_ssize_t gt = lt + 1;
-        while (gt < n && v[gt] != '>')
-            gt++;
-        if (gt >= n)
-            Py_RETURN_NONE;
-        u_a = lt + 1;
-        u_b = gt;
-        Py_ssize_t p = gt + 1;
-        while (p < n && is_ws(v[p]))
-            p++;
-        if (p < n) {
-            if (v[p] != ';')
-                Py_RETURN_NONE;
-            const unsigned char *pp = v + p + 1;
-            Py_ssize_t pn = n - p - 1;
-            if (has_quote_or_ws(pp, pn))
-                Py_RETURN_NONE; /* header_params' general path */
-            last_param(pp, pn, "tag", 3, &tag_found, &t_a, &t_b);
-            t_a += p + 1;
-            t_b += p + 1;
-        }
-    }
-    (void)quoted;
-    uri_parts up;
-    if (!sip_uri_fast(v + u_a, u_b - u_a, &up))
-        Py_RETURN_NONE;
-
-    PyObject *display = d_b > d_a ? people_text(v + d_a, d_b - d_a) : (Py_INCREF(s_empty), s_empty);
-    PyObject *uri = latin1(v + u_a, u_b - u_a);
-    PyObject *user = up.user_a < 0 ? (Py_INCREF(s_empty), s_empty)
-                                    : latin1(v + u_a + up.user_a, up.user_b - up.user_a);
-    PyObject *host = latin1(v + u_a + up.host_a, up.host_b - up.host_a);
-    PyObject *port = up.port < 0 ? (Py_INCREF(Py_None), Py_None) : PyLong_FromLong(up.port);
-    PyObject *tag = tag_found == 1 ? latin1(v + t_a, t_b - t_a) : (Py_INCREF(Py_None), Py_None);
+    const unsigned char *u = v + na.u_a;
+    const sc_uri_parts *up = &na.uri;
+    PyObject *display = na.d_b > na.d_a ? people_text(v + na.d_a, na.d_b - na.d_a)
+                                        : (Py_INCREF(s_empty), s_empty);
+    PyObject *uri = latin1(u, na.u_b - na.u_a);
+    PyObject *user = up->user_a < 0 ? (Py_INCREF(s_empty), s_empty)
+                                     : latin1(u + up->user_a, up->user_b - up->user_a);
+    PyObject *host = latin1(u + up->host_a, up->host_b - up->host_a);
+    PyObject *port = up->port < 0 ? (Py_INCREF(Py_None), Py_None) : PyLong_FromLong(up->port);
+    PyObject *tag = na.tag == 1 ? latin1(v + na.t_a, na.t_b - na.t_a)
+                                : (Py_INCREF(Py_None), Py_None);
     PyObject *out = NULL;
     if (display && uri && user && host && port && tag)
         out = PyTuple_Pack(7, display, uri, s_sip, user, host, port, tag);
@@ -952,107 +392,23 @@ static PyObject *name_addr(PyObject *self, PyObject *arg)
 static PyObject *via_branch(PyObject *self, PyObject *arg)
 {
     (void)self;
-    Py_ssize_t n;
+    Py_ssize_t n, a, b;
     const unsigned char *v = ucs1(arg, &n);
-    if (v == NULL || n < 11 || memcmp(v, "SIP/2.0/", 8) != 0)
+    if (v == NULL || !sc_via_branch(v, n, &a, &b))
         Py_RETURN_NONE;
-    if (memchr(v, ',', (size_t)n) != NULL)
-        Py_RETURN_NONE; /* several via-parms: message.vias splits them first */
-    Py_ssize_t i = 8;
-    while (i < n && ((v[i] | 32) >= 'a' && (v[i] | 32) <= 'z'))
-        i++;
-    if (i == 8 || i >= n || v[i] != ' ')
-        Py_RETURN_NONE;
-    Py_ssize_t h = ++i;
-    while (i < n && via_host[v[i]])
-        i++;
-    if (i == h)
-        Py_RETURN_NONE;
-    if (i < n && v[i] == ':') {
-        Py_ssize_t d0 = ++i;
-        while (i < n && v[i] >= '0' && v[i] <= '9' && i - d0 < 5)
-            i++;
-        if (i == d0)
-            Py_RETURN_NONE;
-    }
-    if (i == n)
+    if (a == b)
         return (Py_INCREF(s_empty), s_empty);
-    if (v[i] != ';')
-        Py_RETURN_NONE;
-    const unsigned char *pp = v + i + 1;
-    Py_ssize_t pn = n - i - 1;
-    if (has_quote_or_ws(pp, pn))
-        Py_RETURN_NONE;
-    int found;
-    Py_ssize_t a = 0, b = 0;
-    last_param(pp, pn, "branch", 6, &found, &a, &b);
-    if (found != 1)
-        return (Py_INCREF(s_empty), s_empty);
-    return latin1(pp + a, b - a);
+    return latin1(v + a, b - a);
 }
 
 /* ---------------------------------------------------------------- digest_user_realm */
 static PyObject *digest_user_realm(PyObject *self, PyObject *arg)
 {
     (void)self;
-    Py_ssize_t n0;
-    const unsigned char *v = ucs1(arg, &n0);
-    if (v == NULL)
+    Py_ssize_t n, ua, ub, ra, rb;
+    const unsigned char *v = ucs1(arg, &n);
+    if (v == NULL || !sc_digest_user_realm(v, n, &ua, &ub, &ra, &rb))
         Py_RETURN_NONE;
-    Py_ssize_t a = 0, b = n0;
-    strip_ws(v, &a, &b);
-    if (a == b)
-        Py_RETURN_NONE;
-    /* scheme word up to the first SP, unless it has '=' (then there is none) */
-    Py_ssize_t sp = a;
-    while (sp < b && v[sp] != ' ')
-        sp++;
-    Py_ssize_t r = sp < b ? sp + 1 : b;
-    if (memchr(v + a, '=', (size_t)(sp - a)) != NULL)
-        r = a;
-    Py_ssize_t ua = -1, ub = -1, ra = -1, rb = -1;
-    Py_ssize_t i = r;
-    for (;;) { /* parts split at ',', as digest._fast_params */
-        Py_ssize_t j = i;
-        while (j < b && v[j] != ',')
-            j++;
-        Py_ssize_t eq = i;
-        while (eq < j && v[eq] != '=')
-            eq++;
-        if (eq == j) {
-            for (Py_ssize_t k = i; k < j; k++)
-                if (!is_ws(v[k]))
-                    Py_RETURN_NONE;
-        } else {
-            Py_ssize_t va = eq + 1, vb = j;
-            strip_ws(v, &va, &vb);
-            if (vb > va && v[va] == '"') {
-                if (vb - va < 2 || v[vb - 1] != '"')
-                    Py_RETURN_NONE;
-                for (Py_ssize_t k = va; k < vb; k++)
-                    if (v[k] == '\\')
-                        Py_RETURN_NONE;
-                va++;
-                vb--;
-            } else {
-                for (Py_ssize_t k = va; k < vb; k++)
-                    if (v[k] == '"')
-                        Py_RETURN_NONE;
-            }
-            Py_ssize_t na = i, nb = eq;
-            strip_ws(v, &na, &nb);
-            if (ua < 0 && eq_nocase(v + na, nb - na, "username", 8)) {
-                ua = va;
-                ub = vb;
-            } else if (ra < 0 && eq_nocase(v + na, nb - na, "realm", 5)) {
-                ra = va;
-                rb = vb;
-            }
-        }
-        if (j >= b)
-            break;
-        i = j + 1;
-    }
     PyObject *user = ua < 0 ? (Py_INCREF(s_empty), s_empty) : latin1(v + ua, ub - ua);
     PyObject *realm = ra < 0 ? (Py_INCREF(s_empty), s_empty) : latin1(v + ra, rb - ra);
     PyObject *out = NULL;
@@ -1115,7 +471,7 @@ static PyObject *flat(PyObject *self, PyObject *args)
         f[0] = PyTuple_GET_ITEM(ru, 3);
     }
     for (int w = 0; w < 2; w++) { /* From, To: (display, user, tag) */
-        PyObject *v = first_of(headers, w ? K_TO : K_FROM, -1, &err);
+        PyObject *v = first_of(headers, w ? SC_K_TO : SC_K_FROM, -1, &err);
         if (err)
             goto fail_or_none;
         PyObject **slot = w ? f + 3 : f;
@@ -1138,7 +494,7 @@ static PyObject *flat(PyObject *self, PyObject *args)
         slot[w ? 2 : 3] = tag == Py_None ? s_empty : tag;
     }
     /* f: 0 ruri_user, 1 from_display, 2 from_user, 3 from_tag, 4 to_user, 5 to_tag */
-    PyObject *v = first_of(headers, K_VIA, -1, &err);
+    PyObject *v = first_of(headers, SC_K_VIA, -1, &err);
     if (err)
         goto fail_or_none;
     if (v == NULL) {
@@ -1151,7 +507,7 @@ static PyObject *flat(PyObject *self, PyObject *args)
         if (f[6] == Py_None)
             goto none;
     }
-    v = first_of(headers, K_USER_AGENT, K_SERVER, &err);
+    v = first_of(headers, SC_K_USER_AGENT, SC_K_SERVER, &err);
     if (err)
         goto fail_or_none;
     if (v == NULL) {
@@ -1166,7 +522,7 @@ static PyObject *flat(PyObject *self, PyObject *args)
         if (f[7] == NULL)
             goto done;
     }
-    v = first_of(headers, K_AUTHORIZATION, K_PROXY_AUTHORIZATION, &err);
+    v = first_of(headers, SC_K_AUTHORIZATION, SC_K_PROXY_AUTHORIZATION, &err);
     if (err)
         goto fail_or_none;
     if (v == NULL) {
@@ -1211,14 +567,17 @@ static PyObject *set_compact(PyObject *self, PyObject *arg)
     while (PyDict_Next(arg, &it, &k, &val)) {
         Py_ssize_t kn = 0, vn = 0;
         const unsigned char *kp = ucs1(k, &kn), *vp = ucs1(val, &vn);
-        if (kp == NULL || vp == NULL || kn != 1 || kp[0] < 'a' || kp[0] > 'z')
+        if (kp == NULL || kn != 1 || kp[0] < 'a' || kp[0] > 'z')
+            continue;
+        if (vp == NULL) /* not latin-1: the letter is left to Python */
+            vn = 0;
+        if (sc_set_compact(kp, kn, vp, vn) < 0)
             continue;
         int err;
         cache_entry *e = cache_entry_for(&name_cache, vp, vn, hash_bytes(vp, vn), &err);
         if (err)
             return NULL;
         compact[kp[0] - 'a'] = e; /* NULL (not cached): the name is left to Python */
-        compact_set[kp[0] - 'a'] = 1;
     }
     Py_RETURN_NONE;
 }
@@ -1247,17 +606,17 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__speedups(void)
 {
-    init_tables();
+    sc_init_tables();
     s_version = PyUnicode_InternFromString("SIP/2.0");
     s_empty = PyUnicode_New(0, 0);
     s_sip = PyUnicode_InternFromString("sip");
     if (s_version == NULL || s_empty == NULL || s_sip == NULL)
         return NULL;
-    for (int i = 0; i < A_COUNT; i++)
-        if ((anomaly_str[i] = PyUnicode_InternFromString(anomaly_names[i])) == NULL)
+    for (int i = 0; i < SC_A_COUNT; i++)
+        if ((anomaly_str[i] = PyUnicode_InternFromString(sc_anomaly_names[i])) == NULL)
             return NULL;
-    for (int i = 0; i < K_COUNT; i++)
-        if ((key_str[i] = PyUnicode_InternFromString(key_names[i])) == NULL)
+    for (int i = 0; i < SC_K_COUNT; i++)
+        if ((key_str[i] = PyUnicode_InternFromString(sc_key_names[i])) == NULL)
             return NULL;
     return PyModule_Create(&module);
 }

@@ -1,0 +1,395 @@
+"""The bulk path's C scanner (sipwatch._native.scan) gives exactly the Python pipeline's fields.
+
+Differential: whenever scan() answers (not None), every field equals what
+``parse(raw)`` + store/rows.py ``message_row`` give (plus ``from_display`` and
+``has_credentials``), and what the pure-Python parser gives with every C fast path switched
+off (the scanner shares its C with the parser's accelerator, so the accelerator alone is not
+an independent reference). Inputs: every SIP payload of the public captures, the RFC 4475
+torture messages and their truncations, a capture of generated attack traffic (where scan
+must handle at least 90% of the messages), hypothesis mutations of valid messages and random
+bytes (never a crash).
+
+Under AddressSanitizer and UBSan (scan() scans an exact-size copy on the C heap, so a read
+past the end is seen; --capture=sys lets a sanitizer report reach the terminal):
+
+    CFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' \
+        python setup.py build_ext --inplace --force
+    LD_PRELOAD=$(gcc -print-file-name=libasan.so) PYTHONMALLOC=malloc \
+        ASAN_OPTIONS=detect_leaks=0 python -m pytest --capture=sys tests/unit/test_native_scan.py
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_sip_rfc4475 import DATA as RFC4475
+from test_sip_rfc4475 import load as load_rfc4475
+
+from sipwatch.record import Record
+from sipwatch.sip import message
+from sipwatch.sip.message import parse, parse_pure
+from sipwatch.sip.names import COMPACT
+from sipwatch.store.rows import message_row
+from sipwatch.store.schema import MESSAGE_COLUMNS
+
+try:
+    from sipwatch import _native
+except ImportError:
+    _native = None
+if _native is None or not hasattr(_native, "scan"):
+    print("sipwatch._native.scan is not built: native scanner tests skipped")
+    pytest.skip("sipwatch._native has no scan()", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+PCAPS = ROOT / ".." / "shared" / "data" / "pcaps"
+
+# the sw_msg fields that are row columns under the same name
+ROW_FIELDS = (
+    "method", "status", "reason", "ruri", "ruri_user", "from_user", "from_tag", "to_user",
+    "to_tag", "call_id", "cseq_num", "cseq_method", "via_branch", "user_agent", "auth_user",
+    "auth_realm", "contact", "content_type", "body_len", "anomalies", "error",
+)  # fmt: skip
+
+
+# --- the reference -------------------------------------------------------------------------
+def python_fields(msg: message.SipMessage) -> dict:
+    """What the Python pipeline stores (and labels read) for a parsed message."""
+    rec = Record(1700000000.0, "udp", "192.0.2.1", 5060, "192.0.2.2", 5060, msg.raw, msg)
+    row = dict(zip(MESSAGE_COLUMNS, message_row(rec), strict=True))
+    out = {k: row[k] for k in ROW_FIELDS}
+    out["is_request"] = bool(row["is_request"])
+    out["has_cseq"] = row["cseq_num"] is not None
+    out["from_display"] = msg.from_display
+    out["has_credentials"] = msg.has_credentials
+    return out
+
+
+@contextmanager
+def pure_python() -> Iterator[None]:
+    """Switch off the C field fast paths message.py uses (parse_pure skips parse_head)."""
+    names = ("_flat", "_name_addr", "_via_branch", "_digest_user_realm")
+    saved = {name: getattr(message, name) for name in names}
+    for name in names:
+        setattr(message, name, None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(message, name, value)
+
+
+def check(raw: bytes) -> bool:
+    """scan(raw) agrees with the Python pipeline; True when it answered."""
+    got = _native.scan(raw)
+    if got is None:
+        return False
+    want = python_fields(parse(raw))
+    diff = {k: (got.get(k), want[k]) for k in want if got.get(k) != want[k]}
+    assert not diff and set(got) == set(want), (diff, raw[:300])
+    with pure_python():
+        pure = python_fields(parse_pure(raw))
+    diff = {k: (got.get(k), pure[k]) for k in pure if got.get(k) != pure[k]}
+    assert not diff, ("pure Python", diff, raw[:300])
+    return True
+
+
+# --- corpora -------------------------------------------------------------------------------
+class Payload(NamedTuple):
+    raw: bytes
+    ts: float
+
+
+def keep_raw(raw: bytes, ts: float, *_seen: object, **_more: object) -> Payload:
+    return Payload(raw, ts)
+
+
+def capture_payloads(path: Path) -> list[bytes]:
+    from sipwatch.capture.api import read_captures
+
+    return [p.raw for p in read_captures([str(path)], make_record=keep_raw)]
+
+
+def bench_samples() -> list[bytes]:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from bench_parse import SAMPLES
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return list(SAMPLES.values())
+
+
+@pytest.fixture(scope="module")
+def attack_payloads(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    """20,000 messages of generated attack traffic (bench/gen_capture.py)."""
+    out = tmp_path_factory.mktemp("gen") / "attack.pcap"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gen_capture.py"), "--packets", "20000",
+         "--out", str(out)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    payloads = capture_payloads(out)
+    assert len(payloads) == 20000
+    return payloads
+
+
+# --- tests ---------------------------------------------------------------------------------
+def test_generated_attack_traffic(attack_payloads):
+    handled = sum(check(raw) for raw in attack_payloads)
+    share = handled / len(attack_payloads)
+    print(f"native scan handled {handled} of {len(attack_payloads)} messages ({share:.1%})")
+    assert share >= 0.90
+    assert _native.scan_count(attack_payloads) == handled
+
+
+def test_public_capture_payloads():
+    if not PCAPS.is_dir():
+        pytest.skip(f"public captures not found at {PCAPS}")
+    payloads = capture_payloads(PCAPS)
+    assert len(payloads) > 100
+    handled = sum(check(raw) for raw in payloads)
+    print(f"native scan handled {handled} of {len(payloads)} public capture payloads")
+    assert handled > 0
+
+
+def test_rfc4475_torture_messages():
+    files = sorted(RFC4475.glob("*.sip"))
+    assert len(files) >= 25
+    for path in files:
+        data = load_rfc4475(path.name)
+        check(data)
+        for cut in range(0, len(data), 5):  # truncations must not crash or differ either
+            check(data[:cut])
+
+
+def test_bench_messages():
+    for raw in bench_samples():
+        assert check(raw), raw[:80]
+
+
+def test_fields_of_typical_messages():
+    register, options, response, invite = bench_samples()
+    got = _native.scan(register)
+    assert got["method"] == "REGISTER" and got["ruri"] == "sip:192.0.2.10"
+    assert (got["from_display"], got["from_user"], got["to_user"]) == ("1001", "1001", "1001")
+    assert (got["auth_user"], got["auth_realm"], got["has_credentials"]) == (
+        "1001", "asterisk", True,
+    )  # fmt: skip
+    assert (got["cseq_num"], got["cseq_method"], got["anomalies"]) == (2, "REGISTER", "")
+    assert got["via_branch"] == "z9hG4bK-2471795231"
+    got = _native.scan(response)
+    assert (got["is_request"], got["status"], got["reason"]) == (False, 401, "Unauthorized")
+    assert got["user_agent"] == "Asterisk PBX 16.2.1"  # Server when there is no User-Agent
+    assert got["to_tag"] == "as5f2e6a1b" and got["method"] == ""
+    got = _native.scan(invite)
+    assert got["ruri_user"] == "0046812345678" and got["content_type"] == "application/sdp"
+    assert got["body_len"] > 0
+
+
+def test_anomalies_and_odd_bodies_are_handled():
+    head = b"INVITE sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9\r\nf: <sip:a@h>;tag=1\r\n"
+    cases = {
+        b"CSeq: 1 BYE\r\n\r\n": "missing_to,missing_call_id,cseq_method_mismatch",
+        b"t: <sip:b@h>\r\ni: c\r\nI: d\r\nCSeq: 2147483648 INVITE\r\nl: 9\r\n\r\n\xff\xfe": (
+            "duplicate_header,cseq_too_large,content_length_mismatch"
+        ),
+        b"To: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1\r\n\r\nv=0\xe9": (
+            "cseq_invalid,content_length_missing"
+        ),
+        b"To: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nl: x\r\n\r\n": "content_length_invalid",
+    }
+    for tail, anomalies in cases.items():
+        assert _native.scan(head + tail)["anomalies"] == anomalies, tail
+        assert check(head + tail)
+    # an open quote in From/To is never the name-addr shape scan reads: the Python parser's
+    odd = head + b'To: "b <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n'
+    assert _native.scan(odd) is None and parse(odd).anomalies == ["unbalanced_quotes"]
+    assert _native.scan(head + b"To: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n"
+                        b"Content-Length: 70000\r\n\r\n" + b"x" * 70000)["anomalies"] == (
+        "body_too_large"
+    )  # fmt: skip
+
+
+def test_unusual_shapes_fall_back():
+    ok = bench_samples()[0]
+    assert check(ok)
+    for odd in [
+        b"\r\n" + ok,  # leading keep-alive CRLF
+        ok.replace(b"\r\nCSeq", b"\nCSeq"),  # bare LF
+        ok.replace(b"\r\nCSeq", b"\r\n CSeq"),  # folding
+        ok.replace(b"User-Agent: friendly", b"User-Agent: fr\xc3\xa9ndly"),  # non-ASCII in head
+        ok.replace(b"User-Agent: friendly", b"User-Agent: fr\x7fndly"),  # DEL
+        ok.replace(b"Expires: 3600", b"Expires: 36\r00"),  # a CR inside a line
+        ok.replace(b"CSeq: 2", b"CSeq: -2"),  # negative CSeq: _cseq_odd
+        ok.replace(b"CSeq: 2", b"CSeq: 12345678901"),  # more than 10 digits
+        ok + b"OPTIONS sip:a SIP/2.0\r\n\r\n",  # bytes after the body
+        ok.replace(b"sip:192.0.2.10 SIP", b"sip:192.0.2.10;transport=udp SIP"),  # ruri params
+        ok.replace(b"sip:192.0.2.10 SIP", b"tel:+4930123 SIP"),
+        ok.replace(b"UDP 198.51.100.7:5060", b"UDP [2001:db8::1]:5060"),  # IPv6 Via
+        ok.replace(b'From: "1001"', b'From: "10\\"01"'),  # escaped quote in a display name
+        ok.replace(b'username="1001"', b'username="10,01"'),  # quoted comma in digest
+        ok.replace(b"REGISTER sip", b"REGISTER  sip"),  # start line whitespace
+        ok[:-2],  # no end of headers
+    ]:
+        assert _native.scan(odd) is None, odd[:120]
+        assert not check(odd)
+    lines = ok.count(b"\r\n") - 2  # header lines
+    assert check(ok[:-2] + b"X: y\r\n" * (256 - lines) + b"\r\n")  # 256 header lines
+    assert _native.scan(ok[:-2] + b"X: y\r\n" * (257 - lines) + b"\r\n") is None
+    long_name = ok[:-2] + b"X-" + b"N" * 60 + b": 1\r\nCall-ID-Not: 2\r\n\r\n"
+    assert check(long_name)  # any other header, however long its name
+    body = ok.replace(b"Content-Length: 0", b"Content-Length: 4") + b"\xc3\xa9\x00\xff"
+    assert check(body)  # any bytes in the body
+    with pytest.raises(TypeError):
+        _native.scan("text")
+    assert _native.scan(b"") is None and _native.scan(b"SIP/2.0 200 OK\r\n\r\n") is not None
+
+
+def test_header_name_spellings():
+    """Compact forms and any case of a name map as the Python parser maps them."""
+    inverse = {long: short for short, long in COMPACT.items()}
+    base = bench_samples()[0]
+    head, _, _ = base.partition(b"\r\n\r\n")
+    start, *lines = head.split(b"\r\n")
+    for style in ("upper", "lower", "compact", "COMPACT", "spaced"):
+        out = [start]
+        for line in lines:
+            name, _, value = line.partition(b": ")
+            text = name.decode()
+            if style == "upper":
+                text = text.upper()
+            elif style == "lower":
+                text = text.lower()
+            elif style in ("compact", "COMPACT") and text.lower() in inverse:
+                short = inverse[text.lower()]
+                text = short.upper() if style == "COMPACT" else short
+            elif style == "spaced":
+                text += " \t"
+            out.append(text.encode() + b": " + value)
+        data = b"\r\n".join(out) + b"\r\n\r\n"
+        assert check(data), style
+        assert _native.scan(data)["auth_user"] == "1001"
+
+
+# --- generated -----------------------------------------------------------------------------
+SEEDS = [
+    *bench_samples(),
+    b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 192.0.2.10:5060;branch=z9hG4bKx;rport=5060\r\n"
+    b"From: <sip:100@192.0.2.10>;tag=aa\r\nTo: Bob <sip:200@192.0.2.10>;tag=bb;x\r\n"
+    b"Call-ID: abc@h\r\nCSeq: 7 INVITE\r\nContact: <sip:200@192.0.2.20:5060;transport=tcp>\r\n"
+    b"Server: FPBX-13.0\r\nContent-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\r",
+    b"INVITE sip:+8821234@192.0.2.10:5060 SIP/2.0\r\nv: SIP/2.0/UDP 203.0.113.9;branch=1\r\n"
+    b"f: sip:+4930@203.0.113.9\r\nt: <sip:+8821234@192.0.2.10>\r\ni: 1-2-3\r\n"
+    b"CSeq: 102 INVITE\r\nm: <sip:+4930@203.0.113.9>\r\nc: application/sdp\r\n"
+    b'Proxy-Authorization: Digest realm="r", username="u", nonce="n", uri="sip:x"\r\n'
+    b"l: 3\r\n\r\nv=0",
+    b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: a <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\n"
+    b"Call-ID: x\r\nCSeq: 3 BYE\r\n\r\n",
+]
+_HEADER_NAMES = [
+    "Via", "v", "From", "f", "To", "t", "Call-ID", "i", "CSeq", "Contact", "m", "Content-Type",
+    "c", "Content-Length", "l", "User-Agent", "Server", "Authorization", "Proxy-Authorization",
+    "X-A-Header-Name-Longer-Than-Any-Key", "X-" + "N" * 48, "Accept", "k", "s", "x",
+]  # fmt: skip
+_VALUES = [
+    "", "a" * 257, "a" * 1025, '"a', '"a\\"', '"x" <sip:a@h>;tag="', "sip:" + "a" * 300,
+    "SIP/2.0/UDP " + "h" * 1100, "SIP/2.0/UDP h;branch=z9;branch=z8", "SIP/2.0/UDP h:5060;Branch",
+    "SIP/2.0/UDP h, SIP/2.0/UDP g", "SIP/2.0/UDP [::1]", "<sip:a@h>;TAG=Q", "<sip:a@h>;tag",
+    "<sip:a@h>;tag=1;tag=2", "Bob <sip:%41@h>", "sip:a@h;tag=1", "<tel:+1>", "<sip:h:99999>",
+    '"\\\\" <sip:a@h>', "Digest username=u, realm=r", 'Digest username="", realm="r"',
+    "Digest nonce=1", 'Basic realm="x"', "\xe9", "\xc3\xa9", "a\x00b", "a\tb", "x" * 9000,
+    "application/sdp", "<sip:a@h>, <sip:b@h>", "*",
+]  # fmt: skip
+_CSEQ = [
+    f"{n}{sp}{m}"
+    for n in ("1", "0", "007", "2147483647", "2147483648", "9999999999", "12345678901", "-1", "x")
+    for sp in (" ", "\t", "  ")
+    for m in ("INVITE", "REGISTER", "OPTIONS", "invite", "")
+]  # fmt: skip
+_CONTENT_LENGTH = ["{L}", "{L}", "{L+1}", "{L-1}", "0", "", "x", "-1", "9" * 19, "1" * 20, " {L}"]
+_BODIES = [
+    b"", b"v=0\r\n", b"\r\n", b"\r\n\t ", b"\x00\xff\xc3\xa9", b"ab\r\nINVITE sip:a SIP/2.0\r\n\r\n",
+    b"y" * 65537,
+]  # fmt: skip
+_OPS = ["case", "compact", "drop", "dup", "value", "cseq", "clen", "body", "sep", "add", "start"]
+
+
+@st.composite
+def mutated_messages(draw) -> bytes:
+    raw = draw(st.sampled_from(SEEDS))
+    head, _, body = raw.partition(b"\r\n\r\n")
+    start, *lines = head.decode("latin-1").split("\r\n")
+    headers = [list(line.partition(":")) for line in lines]  # [name, ":", value]
+    inverse = {long: short for short, long in COMPACT.items()}
+    for op in draw(st.lists(st.sampled_from(_OPS), max_size=6)):
+        i = draw(st.integers(0, max(0, len(headers) - 1)))
+        h = headers[i] if headers else None
+        if op == "case" and h:
+            h[0] = draw(st.sampled_from([h[0].upper(), h[0].lower(), h[0].swapcase()]))
+        elif op == "compact" and h:
+            low = h[0].strip().lower()
+            h[0] = inverse.get(low) or COMPACT.get(low) or h[0]
+            if draw(st.booleans()):
+                h[0] = h[0].upper()
+        elif op == "drop" and h:
+            del headers[i]
+        elif op == "dup" and h:
+            headers.insert(i, list(h))
+        elif op == "value" and h:
+            h[2] = " " + draw(st.sampled_from(_VALUES))
+        elif op == "cseq":
+            headers.append(["CSeq", ":", " " + draw(st.sampled_from(_CSEQ))])
+            if draw(st.booleans()):
+                headers = [x for x in headers[:-1] if x[0].lower() != "cseq"] + headers[-1:]
+        elif op == "clen":
+            headers = [x for x in headers if x[0].strip().lower() not in ("content-length", "l")]
+            headers.append([draw(st.sampled_from(["Content-Length", "l"])), ":",
+                            " " + draw(st.sampled_from(_CONTENT_LENGTH))])  # fmt: skip
+        elif op == "body":
+            body = draw(st.sampled_from(_BODIES))
+        elif op == "sep" and h:
+            h[1] = draw(st.sampled_from([" :", ":", "\t:", " \t:"]))
+            h[2] = draw(st.sampled_from(["", " ", "\t"])) + h[2].strip(" \t")
+        elif op == "add":
+            name = draw(st.sampled_from(_HEADER_NAMES))
+            headers.insert(i, [name, ":", " " + draw(st.sampled_from(_VALUES))])
+        elif op == "start":
+            start = draw(
+                st.sampled_from(
+                    [start.lower(), start + " ", "SIP/2.0 180 Ringing", "SIP/2.0 200",
+                     "SIP/2.0 099 x", "SIP/2.0 404 Not \xe9", "SIP/2.0 486 \tBusy\t",
+                     "OPTIONS sip:100@h SIP/2.0", "FOO sip:x@y SIP/2.0", "A%B sip:y SIP/2.0",
+                     "INVITE sip:a@b;lr SIP/2.0", "INVITE sips:a@b SIP/2.0"]
+                )
+            )  # fmt: skip
+    for h in headers:
+        h[2] = h[2].replace("{L}", str(len(body)))
+        h[2] = h[2].replace("{L+1}", str(len(body) + 1)).replace("{L-1}", str(len(body) - 1))
+    text = "\r\n".join([start, *("".join(h) for h in headers)]) + "\r\n\r\n"
+    data = text.encode("latin-1") + body
+    if draw(st.integers(0, 5)) == 0:  # a byte-level edit anywhere: LF, CR, SP, HT, any byte
+        at = draw(st.integers(0, len(data)))
+        edit = draw(st.sampled_from([b"\n", b"\r", b"\r\n ", b" ", b"\t", b"\x80", b"\x00"]))
+        data = data[:at] + edit + data[at + draw(st.integers(0, 2)) :]
+    return data
+
+
+@settings(max_examples=1500, deadline=None)
+@given(mutated_messages())
+def test_mutated_messages(data):
+    check(data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=1500), st.sampled_from([b"", b"OPTIONS sip:a@b SIP/2.0\r\n", *SEEDS]))
+def test_any_bytes(data, prefix):
+    check(data)
+    check(prefix + data)
+    check(prefix[: len(prefix) // 2] + data + prefix[len(prefix) // 2 :])
