@@ -119,7 +119,4 @@ def run(
     for stage, n in counts["stages"].items():
         stages[stage] = stages.get(stage, 0) + n
     recovery.stats.responses += counts["password_responses"]
-    store.count_bulk_rows(counts["submitted"])  # type: ignore[attr-defined]
     pipe_stats.records += counts["handled"] + counts["fallbacks"]
-    labeller_stats = labeller.stats
-    del labeller_stats  # the summary does not show labeller counters

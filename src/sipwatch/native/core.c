@@ -178,6 +178,12 @@ static void count_stage(Bulk *self, const sw_str *stage)
 /* The rest of the pipeline for a message whose seen and parsed fields are filled. */
 static int finish(Bulk *self, sw_msg *m)
 {
+    /* labels start empty (sw_label leaves alone what the Python labeller leaves alone) */
+    m->stage = m->tool = m->tool_data = SW_STR_EMPTY;
+    m->number = m->number_type = m->number_country = SW_STR_EMPTY;
+    m->fuzz = 0;
+    m->request_id = 0;
+    m->cseq_big = SW_STR_EMPTY;
     m->sensor = self->sensor_s;
     m->node = self->node_s;
     m->direction = SW_STR_EMPTY;
@@ -298,7 +304,7 @@ static PyObject *frame_pyargs(void *ctx)
     PyObject *empty = PyUnicode_FromString("");
     if (empty == NULL)
         return NULL;
-    PyObject *t = Py_BuildValue("(y#dsisiOO)", a->payload, a->n, a->ts, "udp", a->src,
+    PyObject *t = Py_BuildValue("(y#dssisiOO)", a->payload, a->n, a->ts, "udp", a->src,
                                 a->sport, a->dst, a->dport, empty, empty);
     Py_DECREF(empty);
     return t;
@@ -444,8 +450,66 @@ static PyTypeObject BulkType = {
     .tp_methods = bulk_methods,
 };
 
+/* --- test hooks: the frame rules against their Python definitions ------------------------- */
+static PyObject *py_looks_like_sip(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "bytes expected");
+        return NULL;
+    }
+    return PyBool_FromLong(
+        sw_looks_like_sip((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg)));
+}
+
+static PyObject *py_one_message(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "bytes expected");
+        return NULL;
+    }
+    return PyBool_FromLong(
+        sw_one_message((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg)));
+}
+
+static PyObject *py_classify_frame(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer f;
+    int dlt;
+    if (!PyArg_ParseTuple(args, "y*i", &f, &dlt))
+        return NULL;
+    sw_link link;
+    sw_link_init(&link, dlt);
+    sw_udp u;
+    int kind = sw_classify_frame(&link, f.buf, f.len, &u);
+    PyObject *out;
+    if (kind != SW_FRAME_SIP) {
+        out = Py_BuildValue("(iO)", kind, Py_None);
+    } else {
+        char src[48], dst[48];
+        sw_addr_text(u.src, u.v6, src);
+        sw_addr_text(u.dst, u.v6, dst);
+        out = Py_BuildValue("(i(y#sisi))", kind, u.payload, u.n, src, u.sport, dst, u.dport);
+    }
+    PyBuffer_Release(&f);
+    return out;
+}
+
+static PyMethodDef hooks[] = {
+    {"looks_like_sip", py_looks_like_sip, METH_O, "message.looks_like_sip in C (test hook)"},
+    {"one_message", py_one_message, METH_O,
+     "framing.split_datagram(d) == [d] in C (test hook)"},
+    {"classify_frame", py_classify_frame, METH_VARARGS,
+     "classify_frame(frame, dlt) -> (kind, (payload, src, sport, dst, dport) | None)"},
+    {NULL, NULL, 0, NULL},
+};
+
 int sw_init_core(PyObject *m)
 {
+    if (PyModule_AddFunctions(m, hooks) < 0)
+        return -1;
     if (PyType_Ready(&BulkType) < 0)
         return -1;
     Py_INCREF(&BulkType);

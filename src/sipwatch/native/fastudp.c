@@ -58,7 +58,7 @@ static inline int tok(unsigned char c)
            (c && strchr("!%*+.`_~'-", c) != NULL);
 }
 static inline int sp(unsigned char c) { return c == ' ' || c == '\t'; }
-static inline int digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
 /* "[Ss][Ii][Pp]/[0-9]+\.[0-9]+" at d[i]: the index after it, or -1 */
 static Py_ssize_t sip_version(const unsigned char *d, Py_ssize_t n, Py_ssize_t i)
@@ -68,12 +68,12 @@ static Py_ssize_t sip_version(const unsigned char *d, Py_ssize_t n, Py_ssize_t i
         return -1;
     i += 4;
     Py_ssize_t a = i;
-    while (i < n && digit(d[i]))
+    while (i < n && is_digit(d[i]))
         i++;
     if (i == a || i >= n || d[i] != '.')
         return -1;
     a = ++i;
-    while (i < n && digit(d[i]))
+    while (i < n && is_digit(d[i]))
         i++;
     return i == a ? -1 : i;
 }
@@ -117,7 +117,7 @@ int sw_looks_like_sip(const unsigned char *d, Py_ssize_t n)
         return 0;
     while (i < n && sp(d[i]))
         i++;
-    if (i + 3 > n || !digit(d[i]) || !digit(d[i + 1]) || !digit(d[i + 2]))
+    if (i + 3 > n || !is_digit(d[i]) || !is_digit(d[i + 1]) || !is_digit(d[i + 2]))
         return 0;
     i += 3;
     return i == n || sp(d[i]) || d[i] == '\r' || d[i] == '\n';
@@ -127,6 +127,84 @@ static Py_ssize_t find2(const unsigned char *d, Py_ssize_t n, const char *pat, P
 {
     const unsigned char *hit = memmem(d, (size_t)n, pat, (size_t)m);
     return hit == NULL ? -1 : hit - d;
+}
+
+/* framing._head_end(data, 0): where the first empty line ends, -1 without one */
+static Py_ssize_t head_end(const unsigned char *d, Py_ssize_t n)
+{
+    Py_ssize_t i = find2(d, n, "\n\r\n", 3);
+    Py_ssize_t j = find2(d, i >= 0 ? i + 1 : n, "\n\n", 2);
+    if (j >= 0)
+        return j + 2;
+    return i >= 0 ? i + 3 : -1;
+}
+
+/* framing._content_length(head): the first line matching
+ * (?im)^(?:content-length|l)[ \t]*:[ \t]*([0-9]{1,19})[ \t]*\r?$ ; 1 with *len, or 0 */
+static int content_length(const unsigned char *h, Py_ssize_t n, unsigned long long *len)
+{
+    static const char name[] = "content-length";
+    for (Py_ssize_t ls = 0; ls < n;) {
+        Py_ssize_t i = ls;
+        Py_ssize_t k = 0;
+        while (k < 14 && i + k < n && (h[i + k] | 32) == (unsigned char)name[k])
+            k++;
+        if (k == 14)
+            i += 14;
+        else if ((h[i] | 32) == 'l')
+            i += 1;
+        else
+            goto next;
+        while (i < n && (h[i] == ' ' || h[i] == '\t'))
+            i++;
+        if (i >= n || h[i] != ':')
+            goto next;
+        i++;
+        while (i < n && (h[i] == ' ' || h[i] == '\t'))
+            i++;
+        {
+            Py_ssize_t a = i;
+            unsigned long long v = 0;
+            while (i < n && is_digit(h[i]) && i - a < 20) {
+                v = v * 10 + (unsigned long long)(h[i] - '0');
+                i++;
+            }
+            if (i == a || i - a > 19)
+                goto next;
+            while (i < n && (h[i] == ' ' || h[i] == '\t'))
+                i++;
+            if (i < n && h[i] == '\r')
+                i++;
+            if (i < n && h[i] != '\n')
+                goto next;
+            *len = v;
+            return 1;
+        }
+    next: {
+        const unsigned char *lf = memchr(h + ls, '\n', (size_t)(n - ls));
+        if (lf == NULL)
+            break;
+        ls = lf - h + 1;
+    }
+    }
+    return 0;
+}
+
+int sw_one_message(const unsigned char *d, Py_ssize_t n)
+{
+    /* split_datagram(d) == [d]: leading CR/LF keep-alives are cut off by Python */
+    if (n == 0 || d[0] == '\r' || d[0] == '\n')
+        return 0;
+    Py_ssize_t end = head_end(d, n);
+    if (end == n || end < 0)
+        return 1;
+    unsigned long long len;
+    if (!content_length(d, end, &len))
+        return 1;
+    if (len >= (unsigned long long)(n - end))
+        return 1;
+    Py_ssize_t next = end + (Py_ssize_t)len;
+    return !sw_looks_like_sip(d + next, n - next);
 }
 
 int sw_single_message(const unsigned char *d, Py_ssize_t n)
@@ -175,7 +253,7 @@ static int udp(const unsigned char *f, Py_ssize_t p, Py_ssize_t end, sw_udp *u)
     u->payload = f + p;
     u->n = end - p;
     if (sw_looks_like_sip(u->payload, u->n))
-        return sw_single_message(u->payload, u->n) ? SW_FRAME_SIP : SW_FRAME_PYTHON;
+        return sw_one_message(u->payload, u->n) ? SW_FRAME_SIP : SW_FRAME_PYTHON;
     if (is_sip_port(u->sport) || is_sip_port(u->dport))
         return SW_FRAME_PYTHON; /* keep-alives, foreign protocols, fuzzing evidence */
     return SW_FRAME_OTHER;
@@ -223,7 +301,7 @@ int sw_classify_frame(const sw_link *l, const unsigned char *f, Py_ssize_t caple
         u->payload = f + p;
         u->n = end - p;
         if (sw_looks_like_sip(u->payload, u->n))
-            return sw_single_message(u->payload, u->n) ? SW_FRAME_SIP : SW_FRAME_PYTHON;
+            return sw_one_message(u->payload, u->n) ? SW_FRAME_SIP : SW_FRAME_PYTHON;
         if (is_sip_port(u->sport) || is_sip_port(u->dport))
             return SW_FRAME_PYTHON;
         return SW_FRAME_OTHER;

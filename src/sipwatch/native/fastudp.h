@@ -19,7 +19,7 @@ void sw_link_init(sw_link *l, int dlt);
 
 enum {
     SW_FRAME_PYTHON = 0, /* the Python decoder decides */
-    SW_FRAME_SIP = 1,    /* one SIP message in a UDP datagram: *u is filled */
+    SW_FRAME_SIP = 1,    /* exactly one SIP message in a UDP datagram: *u is filled */
     SW_FRAME_OTHER = 2,  /* a UDP datagram that is not SIP, off the SIP ports: non_sip */
 };
 
@@ -37,6 +37,8 @@ int sw_classify_frame(const sw_link *l, const unsigned char *f, Py_ssize_t caple
 int sw_looks_like_sip(const unsigned char *d, Py_ssize_t n);
 /* decode.single_message: nothing can follow the header block (no split needed). */
 int sw_single_message(const unsigned char *d, Py_ssize_t n);
+/* framing.split_datagram(d) == [d]: the datagram is exactly one message. */
+int sw_one_message(const unsigned char *d, Py_ssize_t n);
 /* Address text as Python's inet_ntoa / inet_ntop give it; returns its length (< 46). */
 int sw_addr_text(const unsigned char *a, int v6, char *out);
 
