@@ -204,6 +204,15 @@ static void reset(sw_labeller *self)
     self->responses_inferred = self->source_evictions = self->request_evictions = 0;
 }
 
+#define SW_RESERVE_MAX ((size_t)1 << 17)
+
+static size_t reserve_for(long long bound)
+{
+    if (bound < 0)
+        return 1;
+    return (unsigned long long)bound >= SW_RESERVE_MAX ? SW_RESERVE_MAX : (size_t)bound + 1;
+}
+
 static int Labeller_init(sw_labeller *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"config", "numbers", NULL};
@@ -246,6 +255,13 @@ static int Labeller_init(sw_labeller *self, PyObject *args, PyObject *kwds)
     }
     Py_XSETREF(self->numbers, num);
     reset(self);
+    /* room for the bounds up front (up to SW_RESERVE_MAX entries): no rehashing as the
+     * tables fill; the slot arrays are calloc'ed, so untouched pages cost nothing */
+    if (sw_lru_reserve(&self->sources, reserve_for(self->max_sources)) < 0 ||
+        sw_lru_reserve(&self->requests, reserve_for(self->max_requests)) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
     return 0;
 }
 

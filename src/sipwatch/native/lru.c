@@ -127,9 +127,8 @@ static void place(sw_lru_slot *slots, size_t mask, uint64_t hash, sw_lru_node *n
     slots[i].node = node;
 }
 
-static int grow(sw_lru *t)
+static int resize(sw_lru *t, size_t cap)
 {
-    size_t cap = t->cap ? t->cap * 2 : 16;
     if (cap > SIZE_MAX / 2 / sizeof(sw_lru_slot))
         return -1;
     sw_lru_slot *s = calloc(cap, sizeof(*s));
@@ -143,6 +142,22 @@ static int grow(sw_lru *t)
     t->slots = s;
     t->cap = cap;
     return 0;
+}
+
+static int grow(sw_lru *t)
+{
+    return resize(t, t->cap ? t->cap * 2 : 16);
+}
+
+int sw_lru_reserve(sw_lru *t, size_t n)
+{
+    size_t cap = t->cap ? t->cap : 16;
+    while (cap / 2 < n) {
+        if (cap > SIZE_MAX / 4)
+            return -1;
+        cap *= 2;
+    }
+    return cap == t->cap ? 0 : resize(t, cap);
 }
 
 int sw_lru_insert(sw_lru *t, sw_lru_node *node)

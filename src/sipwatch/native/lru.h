@@ -42,6 +42,9 @@ void sw_lru_seed(const unsigned char key[16]);
 
 void sw_lru_init(sw_lru *t);
 
+/* Make room for n entries without growing (a hint: 0, or -1 when out of memory). */
+int sw_lru_reserve(sw_lru *t, size_t n);
+
 /* The node with this key, or NULL. Does not change the use order. */
 sw_lru_node *sw_lru_find(const sw_lru *t, uint64_t hash, const char *key, size_t klen);
 
