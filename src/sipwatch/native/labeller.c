@@ -1,25 +1,19 @@
 /* The stage labeller in C: the labelling (see labeller.h). A line-by-line mirror of
  * sipwatch/detect/stages.py StageLabeler; the names of its functions are kept here
- * (label_request ~ _label_request, note_user ~ _note_user, ...). */
+ * (label_request ~ _label_request, remember ~ _remember, ...); the state is in
+ * labeller_tables.c. */
 #include "labeller_state.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-sw_lconst sw_lc;
-
 enum { M_OTHER, M_OPTIONS, M_REGISTER, M_INVITE, M_ACK, M_CANCEL };
 
 /* ---- strings ------------------------------------------------------------------------- */
-static int eq(sw_str a, sw_str b)
-{
-    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, (size_t)a.n) == 0);
-}
-
 static int in_list(sw_str s, const sw_str *list, int n)
 {
     for (int i = 0; i < n; i++) {
-        if (eq(s, list[i]))
+        if (sw_str_eq(s, list[i]))
             return 1;
     }
     return 0;
@@ -34,13 +28,8 @@ static int has_high(sw_str s)
     return 0;
 }
 
-static char ascii_upper(char c)
-{
-    return (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
-}
-
 /* s.upper() as a slice in which ASCII letters may still be lower case (callers compare and
- * copy with ascii_upper). ASCII: s itself. Otherwise Python's str.upper (Unicode rules:
+ * copy with sw_ascii_upper). ASCII: s itself. Otherwise Python's str.upper (Unicode rules:
  * "ınvıte".upper() is "INVITE", "ß".upper() is "SS"), kept alive in self->keep. */
 static int upper(sw_labeller *self, sw_str s, sw_str *out)
 {
@@ -65,7 +54,7 @@ static int upper_is(sw_str s, const char *lit)
     if ((size_t)s.n != n)
         return 0;
     for (size_t i = 0; i < n; i++) {
-        if (ascii_upper(s.p[i]) != lit[i])
+        if (sw_ascii_upper(s.p[i]) != lit[i])
             return 0;
     }
     return 1;
@@ -87,320 +76,26 @@ static int method_kind(sw_str up)
     }
 }
 
-/* ---- transaction keys ------------------------------------------------------------------ *
- * A key is the tuple's fields, each with its length in front (a varint), so two keys are
- * equal bytes exactly when the tuples are equal: 'R' client call_id cseq METHOD branch for _request_key,
- * 'I' src call_id cseq for _invite_key (a 4-tuple starting with "INVITE": never equal to a
- * 5-tuple). The CSeq number is 'i' + 8 bytes when it fits in int64, else 'b' + its decimal
- * text (the canonical str(int)), so equal Python ints give equal bytes. */
-static int has_key(const sw_msg *m)
-{
-    return m->call_id.n > 0 && (m->has_cseq || m->cseq_big.n > 0);
-}
-
-static int kreserve(sw_labeller *self, size_t need)
-{
-    if (need <= self->kcap)
-        return 0;
-    size_t cap = self->kcap ? self->kcap : 256;
-    while (cap < need)
-        cap *= 2;
-    char *p = realloc(self->kbuf, cap);
-    if (p == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    self->kbuf = p;
-    self->kcap = cap;
-    return 0;
-}
-
-/* a length as a varint: 7 bits a byte, low bits first, high bit set on all but the last */
-#define VARINT_MAX 10
-
-static char *put_len(char *p, Py_ssize_t n)
-{
-    uint64_t v = (uint64_t)n;
-    while (v >= 0x80) {
-        *p++ = (char)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (char)v;
-    return p;
-}
-
-static char *put(char *p, sw_str s)
-{
-    p = put_len(p, s.n);
-    if (s.n)
-        memcpy(p, s.p, (size_t)s.n);
-    return p + s.n;
-}
-
-static size_t cseq_size(const sw_msg *m)
-{
-    return m->has_cseq ? 1 + 8 : 1 + VARINT_MAX + (size_t)m->cseq_big.n;
-}
-
-static char *put_cseq(char *p, const sw_msg *m)
-{
-    if (m->has_cseq) {
-        *p++ = 'i';
-        memcpy(p, &m->cseq_num, 8);
-        return p + 8;
-    }
-    *p++ = 'b';
-    return put(p, m->cseq_big);
-}
-
-/* _request_key(client, msg) into self->kbuf (cseq_up: msg.cseq_method.upper()); the key's
- * length, or 0 for None, or -1 on error */
-static Py_ssize_t request_key(sw_labeller *self, const sw_msg *m, sw_str client, sw_str cseq_up)
-{
-    if (!has_key(m))
-        return 0;
-    size_t need = 1 + VARINT_MAX + (size_t)client.n + VARINT_MAX + (size_t)m->call_id.n +
-                  cseq_size(m) + VARINT_MAX + (size_t)cseq_up.n + VARINT_MAX +
-                  (size_t)m->via_branch.n;
-    if (kreserve(self, need) < 0)
-        return -1;
-    char *p = self->kbuf;
-    *p++ = 'R';
-    p = put(p, client);
-    p = put(p, m->call_id);
-    p = put_cseq(p, m);
-    p = put_len(p, cseq_up.n);
-    for (Py_ssize_t i = 0; i < cseq_up.n; i++)
-        *p++ = ascii_upper(cseq_up.p[i]);
-    p = put(p, m->via_branch);
-    return p - self->kbuf;
-}
-
-/* _invite_key(record, msg): as request_key. A message without Call-ID or CSeq number gets
- * 0: Python builds a key with "" or None, which no stored key has (every stored one comes
- * from a message with a _request_key). */
-static Py_ssize_t invite_key(sw_labeller *self, const sw_msg *m)
-{
-    if (!has_key(m))
-        return 0;
-    size_t need = 1 + VARINT_MAX + (size_t)m->src.n + VARINT_MAX + (size_t)m->call_id.n +
-                  cseq_size(m);
-    if (kreserve(self, need) < 0)
-        return -1;
-    char *p = self->kbuf;
-    *p++ = 'I';
-    p = put(p, m->src);
-    p = put(p, m->call_id);
-    p = put_cseq(p, m);
-    return p - self->kbuf;
-}
-
-/* ---- the request table (_requests) ------------------------------------------------------ */
-static void seen_free(sw_seen *e)
-{
-    Py_XDECREF(e->number);
-    free(e);
-}
-
-static void seen_free_node(sw_lru_node *n, void *arg)
-{
-    (void)arg;
-    seen_free((sw_seen *)n);
-}
-
-static sw_seen *seen_find(sw_labeller *self, Py_ssize_t klen, uint64_t *hash)
-{
-    *hash = sw_lru_hash(self->kbuf, (size_t)klen);
-    return (sw_seen *)sw_lru_find(&self->requests, *hash, self->kbuf, (size_t)klen);
-}
-
-/* requests[k] = seen unless k is there (then move_to_end); evict the oldest over the bound */
-static int remember_key(sw_labeller *self, Py_ssize_t klen, const sw_msg *m, int stage,
-                        PyObject *number, const sw_str *num)
-{
-    uint64_t h;
-    sw_seen *e = seen_find(self, klen, &h);
-    if (e != NULL) {
-        sw_lru_touch(&self->requests, &e->node); /* a retransmission: keep the first copy */
-        return 0;
-    }
-    size_t size = sizeof(sw_seen) + (size_t)klen + (size_t)m->tool.n + (size_t)m->tool_data.n;
-    e = malloc(size);
-    if (e == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    char *p = e->bytes;
-    memcpy(p, self->kbuf, (size_t)klen);
-    e->node.hash = h;
-    e->node.key = p;
-    e->node.klen = (size_t)klen;
-    p += klen;
-    if (m->tool.n)
-        memcpy(p, m->tool.p, (size_t)m->tool.n);
-    e->tool = (sw_str){p, m->tool.n};
-    p += m->tool.n;
-    if (m->tool_data.n)
-        memcpy(p, m->tool_data.p, (size_t)m->tool_data.n);
-    e->tool_data = (sw_str){p, m->tool_data.n};
-    e->next_dead = NULL;
-    e->request_id = m->id;
-    e->stage = stage;
-    e->number = number;
-    if (number != NULL) {
-        Py_INCREF(number);
-        e->num[0] = num[0];
-        e->num[1] = num[1];
-        e->num[2] = num[2];
-    }
-    if (sw_lru_insert(&self->requests, &e->node) < 0) {
-        seen_free(e);
-        PyErr_NoMemory();
-        return -1;
-    }
-    if ((long long)self->requests.count > self->max_requests) {
-        /* popitem(last=False); the label slices of this call may point into it: it is freed
-         * at the start of the next call */
-        sw_seen *old = (sw_seen *)sw_lru_pop_oldest(&self->requests);
-        old->next_dead = self->dead;
-        self->dead = old;
-        self->request_evictions++;
-    }
-    return 0;
-}
-
 /* _remember(record, msg, method, number) */
 static int remember(sw_labeller *self, const sw_msg *m, int is_invite, int stage,
                     PyObject *number, const sw_str *num)
 {
     sw_str cseq_up;
-    if (!has_key(m))
+    if (!sw_tkey_has(m))
         return 0;
     if (upper(self, m->cseq_method, &cseq_up) < 0)
         return -1;
-    Py_ssize_t klen = request_key(self, m, m->src, cseq_up);
+    Py_ssize_t klen = sw_tkey_request(self, m, m->src, cseq_up);
     if (klen <= 0)
         return (int)klen;
-    if (remember_key(self, klen, m, stage, number, num) < 0)
+    if (sw_seen_put(self, klen, m, stage, number, num) < 0)
         return -1;
     if (!is_invite)
         return 0;
-    klen = invite_key(self, m);
+    klen = sw_tkey_invite(self, m);
     if (klen <= 0)
         return (int)klen;
-    return remember_key(self, klen, m, stage, number, num);
-}
-
-/* ---- the source table (_sources) --------------------------------------------------------- */
-static void users_clear(sw_source *s)
-{
-    for (Py_ssize_t i = 0; i < s->nusers; i++)
-        free(s->users[i].p);
-    s->nusers = 0;
-}
-
-static void source_free(sw_source *s)
-{
-    users_clear(s);
-    free(s->users);
-    free(s);
-}
-
-static void source_free_node(sw_lru_node *n, void *arg)
-{
-    (void)arg;
-    source_free((sw_source *)n);
-}
-
-/* state.users.add(user) */
-static int users_add(sw_source *s, sw_str user)
-{
-    uint64_t h = sw_lru_hash(user.p, (size_t)user.n);
-    for (Py_ssize_t i = 0; i < s->nusers; i++) {
-        if (s->users[i].hash == h && s->users[i].n == user.n &&
-            memcmp(s->users[i].p, user.p, (size_t)user.n) == 0)
-            return 0;
-    }
-    if (s->nusers == s->cap) {
-        Py_ssize_t cap = s->cap ? s->cap * 2 : 4;
-        sw_user *u = realloc(s->users, (size_t)cap * sizeof(*u));
-        if (u == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        s->users = u;
-        s->cap = cap;
-    }
-    char *p = malloc((size_t)user.n);
-    if (p == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    memcpy(p, user.p, (size_t)user.n);
-    s->users[s->nusers++] = (sw_user){h, user.n, p};
-    return 0;
-}
-
-/* _note_user(record, user, count, internal): 1 when the source is scanning, 0, -1 on error.
- * ntype: the dialled number's type, NULL when the number is None. */
-static int note_user(sw_labeller *self, const sw_msg *m, sw_str user, int count,
-                     const sw_str *ntype)
-{
-    sw_source *gone = NULL; /* evicted at once (max_sources < 1): used, then freed */
-    uint64_t h = sw_lru_hash(m->src.p, (size_t)m->src.n);
-    sw_source *s = (sw_source *)sw_lru_find(&self->sources, h, m->src.p, (size_t)m->src.n);
-    if (s == NULL) {
-        s = malloc(sizeof(sw_source) + (size_t)m->src.n);
-        if (s == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        memcpy(s->key, m->src.p, (size_t)m->src.n);
-        s->node.hash = h;
-        s->node.key = s->key;
-        s->node.klen = (size_t)m->src.n;
-        s->last_ts = m->ts;
-        s->scanning = 0;
-        s->nusers = s->cap = 0;
-        s->users = NULL;
-        if (sw_lru_insert(&self->sources, &s->node) < 0) {
-            source_free(s);
-            PyErr_NoMemory();
-            return -1;
-        }
-        if ((long long)self->sources.count > self->max_sources) {
-            sw_source *old = (sw_source *)sw_lru_pop_oldest(&self->sources);
-            self->source_evictions++;
-            if (old == s)
-                gone = s;
-            else
-                source_free(old);
-        }
-    }
-    else {
-        sw_lru_touch(&self->sources, &s->node);
-        if (m->ts - s->last_ts >= self->idle_reset_s) {
-            users_clear(s);
-            s->scanning = 0;
-        }
-    }
-    if (m->ts > s->last_ts) /* max(state.last_ts, record.ts) */
-        s->last_ts = m->ts;
-    /* INVITEs count only towards internal extensions (or names) */
-    if (ntype != NULL && !eq(*ntype, sw_lc.extension) && !eq(*ntype, sw_lc.shorttype))
-        count = 0;
-    int r = 0;
-    if (count && user.n && !s->scanning) {
-        r = users_add(s, user);
-        if (r == 0 && (long long)s->nusers >= self->ext_scan_users) {
-            s->scanning = 1;
-            users_clear(s); /* no longer needed: keeps the state small */
-        }
-    }
-    int scanning = s->scanning;
-    if (gone != NULL)
-        source_free(gone);
-    return r < 0 ? -1 : scanning;
+    return sw_seen_put(self, klen, m, stage, number, num);
 }
 
 /* ---- dialled numbers ------------------------------------------------------------------- */
@@ -480,7 +175,7 @@ static int label_request(sw_labeller *self, sw_msg *m)
     }
     int scanning = 0;
     if (kind == M_OPTIONS || kind == M_INVITE || kind == M_REGISTER) {
-        scanning = note_user(self, m, target, !cred, number ? &num[1] : NULL);
+        scanning = sw_source_note_user(self, m, target, !cred, number ? &num[1] : NULL);
         if (scanning < 0)
             return -1;
     }
@@ -503,12 +198,12 @@ static int label_request(sw_labeller *self, sw_msg *m)
     case M_CANCEL: {
         /* these belong to an INVITE transaction: same Call-ID and CSeq number (get(): the
          * use order does not change) */
-        Py_ssize_t klen = invite_key(self, m);
+        Py_ssize_t klen = sw_tkey_invite(self, m);
         if (klen < 0)
             return -1;
         if (klen > 0) {
             uint64_t h;
-            sw_seen *seen = seen_find(self, klen, &h);
+            sw_seen *seen = sw_seen_find(self, klen, &h);
             if (seen != NULL) {
                 stage = seen->stage;
                 if (m->tool.n == 0) {
@@ -574,12 +269,12 @@ static int label_response(sw_labeller *self, sw_msg *m)
     if (upper(self, m->cseq_method, &cseq_up) < 0)
         return -1;
     /* a response travels back: its destination is the client that sent the request */
-    Py_ssize_t klen = request_key(self, m, m->dst, cseq_up);
+    Py_ssize_t klen = sw_tkey_request(self, m, m->dst, cseq_up);
     if (klen < 0)
         return -1;
     if (klen > 0) {
         uint64_t h;
-        sw_seen *seen = seen_find(self, klen, &h);
+        sw_seen *seen = sw_seen_find(self, klen, &h);
         if (seen != NULL) {
             sw_lru_touch(&self->requests, &seen->node);
             self->responses_matched++;
@@ -617,32 +312,9 @@ static int is_fuzz(const sw_msg *m)
     }
 }
 
-/* what the previous call's label slices pointed into */
-static void release_call(sw_labeller *self)
-{
-    while (self->dead != NULL) {
-        sw_seen *e = self->dead;
-        self->dead = e->next_dead;
-        seen_free(e);
-    }
-    sw_pykeep_release(&self->keep);
-    self->number = NULL;
-}
-
-void sw_labeller_free_state(sw_labeller *self)
-{
-    release_call(self);
-    sw_lru_free(&self->sources, source_free_node, NULL);
-    sw_lru_free(&self->requests, seen_free_node, NULL);
-    sw_ua_cache_free(&self->ua);
-    free(self->kbuf);
-    self->kbuf = NULL;
-    self->kcap = 0;
-}
-
 static int label_one(sw_labeller *self, sw_msg *m)
 {
-    release_call(self);
+    sw_labeller_release_call(self);
     int fuzz = is_fuzz(m);
     m->fuzz = fuzz;
     if (fuzz)
@@ -656,7 +328,7 @@ static int label_one(sw_labeller *self, sw_msg *m)
         return -1;
     int stage = -1;
     for (int i = 0; i <= SW_NSTAGES; i++) {
-        if (eq(m->stage, sw_lc.stage[i])) {
+        if (sw_str_eq(m->stage, sw_lc.stage[i])) {
             stage = i;
             break;
         }

@@ -3,6 +3,8 @@
 #ifndef SIPWATCH_NATIVE_LABELLER_STATE_H
 #define SIPWATCH_NATIVE_LABELLER_STATE_H
 
+#include <string.h>
+
 #include "fingerprint.h"
 #include "labeller.h"
 #include "lru.h"
@@ -79,8 +81,38 @@ typedef struct {
     size_t kcap;
 } sw_labeller;
 
-/* the labelling itself (labeller.c) */
+static inline int sw_str_eq(sw_str a, sw_str b)
+{
+    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, (size_t)a.n) == 0);
+}
+
+static inline char sw_ascii_upper(char c)
+{
+    return (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
+}
+
+/* labeller_consts.c: read sw_lc from the Python modules (once; 0 or -1), seed the tables */
+int sw_lconst_load(void);
+int sw_lconst_seed(void);
+
+/* labeller_tables.c: the state */
+int sw_tkey_has(const sw_msg *m); /* msg has a Call-ID and a CSeq number */
+/* _request_key(client, msg) / _invite_key(record, msg) into self->kbuf: the key's length, 0
+ * for None, -1 on error (cseq_up: msg.cseq_method.upper()) */
+Py_ssize_t sw_tkey_request(sw_labeller *self, const sw_msg *m, sw_str client, sw_str cseq_up);
+Py_ssize_t sw_tkey_invite(sw_labeller *self, const sw_msg *m);
+/* the request entry under the key in self->kbuf (no change of use order), or NULL */
+sw_seen *sw_seen_find(sw_labeller *self, Py_ssize_t klen, uint64_t *hash);
+/* requests[key] = seen (or move_to_end when there); 0 or -1 */
+int sw_seen_put(sw_labeller *self, Py_ssize_t klen, const sw_msg *m, int stage, PyObject *number,
+                const sw_str *num);
+/* _note_user: 1 when the source is scanning, 0, -1 on error */
+int sw_source_note_user(sw_labeller *self, const sw_msg *m, sw_str user, int count,
+                        const sw_str *ntype);
+void sw_labeller_release_call(sw_labeller *self);
 void sw_labeller_free_state(sw_labeller *self);
+
+/* labeller.c: the labelling itself */
 int sw_label_impl(sw_labeller *self, sw_msg *m);
 
 /* labeller_type.c */
