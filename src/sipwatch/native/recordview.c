@@ -4,7 +4,7 @@
 enum {
     N_TS, N_TRANSPORT, N_SRC, N_SPORT, N_DST, N_DPORT, N_RAW, N_MSG, N_DIRECTION, N_SENSOR,
     N_NODE, N_TUNNEL, N_VLAN, N_STAGE, N_TOOL, N_TOOL_DATA, N_FUZZ, N_NUMBER, N_NUMBER_TYPE,
-    N_NUMBER_COUNTRY, N_REQUEST_ID, N_PASSWORD, N_ID,
+    N_NUMBER_COUNTRY, N_REQUEST_ID, N_PASSWORD, N_ID, N__ID,
     /* SipMessage */
     N_IS_REQUEST, N_METHOD, N_STATUS, N_REASON, N_RURI, N_HEADERS, N_BODY, N_ANOMALIES,
     N_ERROR, N_CSEQ_NUM, N_CSEQ_METHOD, N_FLAT,
@@ -17,7 +17,7 @@ enum {
 static const char *names[N_COUNT] = {
     "ts", "transport", "src", "sport", "dst", "dport", "raw", "msg", "direction", "sensor",
     "node", "tunnel", "vlan", "stage", "tool", "tool_data", "fuzz", "number", "number_type",
-    "number_country", "request_id", "password", "id",
+    "number_country", "request_id", "password", "id", "_id",
     "is_request", "method", "status", "reason", "ruri", "headers", "body", "anomalies",
     "error", "cseq_num", "cseq_method", "flat",
     "call-id", "contact", "content-type", "authorization", "proxy-authorization",
@@ -39,6 +39,20 @@ void sw_keep_clear(sw_keep *k)
     for (int i = 0; i < k->n; i++)
         Py_CLEAR(k->obj[i]);
     k->n = 0;
+}
+
+/* Keep a new reference o (NULL: an error is set) in keep; 0 or -1. */
+static int keep_add(sw_keep *k, PyObject *o)
+{
+    if (o == NULL)
+        return -1;
+    if (k->n >= SW_KEEP_MAX) {
+        Py_DECREF(o);
+        PyErr_SetString(PyExc_SystemError, "sw_keep is full");
+        return -1;
+    }
+    k->obj[k->n++] = o;
+    return 0;
 }
 
 /* The UTF-8 bytes of a str (cached in the object, so valid while it lives). */
@@ -197,6 +211,13 @@ done:
         if (!overflow) {
             m->has_cseq = 1;
             m->cseq_num = v;
+        } else {
+            /* keys compare the exact number: keep its canonical decimal text */
+            PyObject *text = PyObject_Str(cseq);
+            if (text == NULL || keep_add(keep, text) < 0 || text_of(text, &m->cseq_big) < 0) {
+                Py_DECREF(cseq);
+                return -1;
+            }
         }
     }
     Py_DECREF(cseq);
@@ -214,18 +235,17 @@ done:
         return -1;
     PyObject *joined = PyUnicode_Join(str[N_COMMA], anomalies);
     Py_DECREF(anomalies);
-    if (joined == NULL)
+    if (joined == NULL || keep_add(keep, joined) < 0)
         return -1;
-    if (keep->n >= SW_KEEP_MAX) {
-        Py_DECREF(joined);
-        PyErr_SetString(PyExc_SystemError, "sw_keep is full");
-        return -1;
-    }
-    keep->obj[keep->n++] = joined;
     return text_of(joined, &m->anomalies);
 }
 
 int sw_msg_from_record(PyObject *rec, sw_msg *m, sw_keep *keep)
+{
+    return sw_msg_from_record_id(rec, m, keep, 1);
+}
+
+int sw_msg_from_record_id(PyObject *rec, sw_msg *m, sw_keep *keep, int compute_id)
 {
     memset(m, 0, sizeof(*m));
     PyObject *ts = PyObject_GetAttr(rec, str[N_TS]);
@@ -264,5 +284,5 @@ int sw_msg_from_record(PyObject *rec, sw_msg *m, sw_keep *keep)
     Py_DECREF(msg);
     if (r < 0 || sw_labels_from_record(rec, m) < 0)
         return -1;
-    return attr_ll(rec, N_ID, &m->id);
+    return attr_ll(rec, compute_id ? N_ID : N__ID, &m->id);
 }

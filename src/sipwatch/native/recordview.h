@@ -5,7 +5,7 @@
 
 #include "view.h"
 
-#define SW_KEEP_MAX 2
+#define SW_KEEP_MAX 4
 
 /* New references a view needs while it is used (e.g. the joined anomalies). */
 typedef struct {
@@ -23,6 +23,10 @@ void sw_keep_clear(sw_keep *k);
  * an exception set (an attribute of an unexpected type, a str that is not encodable as UTF-8):
  * the caller then takes the Python path for this record. */
 int sw_msg_from_record(PyObject *record, sw_msg *m, sw_keep *keep);
+
+/* sw_msg_from_record; compute_id 0 reads Record._id instead of Record.id, so m->id is 0 when
+ * the id has not been computed yet (the stage labeller asks for it only when it needs it). */
+int sw_msg_from_record_id(PyObject *record, sw_msg *m, sw_keep *keep, int compute_id);
 
 /* Only the label fields (stage, tool, tool_data, fuzz, number*, request_id, password). */
 int sw_labels_from_record(PyObject *record, sw_msg *m);

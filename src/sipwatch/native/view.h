@@ -42,6 +42,9 @@ typedef struct {
     sw_str call_id;
     int has_cseq;          /* 0: cseq_num column is NULL */
     long long cseq_num;
+    sw_str cseq_big;       /* has_cseq 0 but the message has a CSeq number outside int64:
+                            * its decimal text as Python's str(int) gives it ("-" sign, no
+                            * leading zeros); "" otherwise. The labeller matches on it. */
     sw_str cseq_method;    /* as written */
     sw_str via_branch, user_agent, auth_user, auth_realm, contact, content_type;
     int has_credentials;   /* an Authorization or Proxy-Authorization header is present */
