@@ -69,6 +69,10 @@ def python_fields(msg: message.SipMessage) -> dict:
     out["has_cseq"] = row["cseq_num"] is not None
     out["from_display"] = msg.from_display
     out["has_credentials"] = msg.has_credentials
+    # the text msg.credentials parses, and the body: what the password recovery reads
+    cred = msg.headers.get("authorization") or msg.headers.get("proxy-authorization")
+    out["credentials"] = cred[0] if cred else ""
+    out["body"] = msg.body
     return out
 
 

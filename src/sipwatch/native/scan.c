@@ -158,6 +158,8 @@ int sw_scan(const unsigned char *d, Py_ssize_t n, sw_msg *m, char *scratch)
     m->contact = slice(hv[SC_K_CONTACT].p, hv[SC_K_CONTACT].n);
     m->content_type = slice(hv[SC_K_CONTENT_TYPE].p, hv[SC_K_CONTENT_TYPE].n);
     m->has_credentials = hv[SC_K_AUTHORIZATION].count || hv[SC_K_PROXY_AUTHORIZATION].count;
+    m->credentials = cred->count ? slice(cred->p, cred->n) : SW_STR_EMPTY;
+    m->body = slice(d + cr.body_a, cr.body_b - cr.body_a);
     m->body_len = cr.body_b - cr.body_a;
     m->anomalies = slice((const unsigned char *)scratch, an);
     m->error = SW_STR_EMPTY;
@@ -209,6 +211,7 @@ static PyObject *fields_dict(const sw_msg *m)
         {"user_agent", m->user_agent},
         {"auth_user", m->auth_user},
         {"auth_realm", m->auth_realm},
+        {"credentials", m->credentials},
         {"contact", m->contact},
         {"content_type", m->content_type},
         {"anomalies", m->anomalies},
@@ -220,7 +223,8 @@ static PyObject *fields_dict(const sw_msg *m)
               set_obj(out, "cseq_num", m->has_cseq ? PyLong_FromLongLong(m->cseq_num)
                                                   : (Py_INCREF(Py_None), Py_None)) < 0 ||
               set_obj(out, "has_credentials", PyBool_FromLong(m->has_credentials)) < 0 ||
-              set_obj(out, "body_len", PyLong_FromSsize_t(m->body_len)) < 0;
+              set_obj(out, "body_len", PyLong_FromSsize_t(m->body_len)) < 0 ||
+              set_obj(out, "body", PyBytes_FromStringAndSize(m->body.p, m->body.n)) < 0;
     for (size_t i = 0; !bad && i < sizeof(strs) / sizeof(strs[0]); i++)
         bad = set_str(out, strs[i].key, strs[i].value) < 0;
     if (bad) {

@@ -48,6 +48,9 @@ typedef struct {
     sw_str cseq_method;    /* as written */
     sw_str via_branch, user_agent, auth_user, auth_realm, contact, content_type;
     int has_credentials;   /* an Authorization or Proxy-Authorization header is present */
+    sw_str credentials;    /* the first Authorization value, else Proxy-Authorization's: the
+                            * text msg.credentials parses ("" without either) */
+    sw_str body;           /* msg.body: the bytes after the head, as the parser cut them */
     Py_ssize_t body_len;
     sw_str anomalies;      /* comma-joined codes, as the anomalies column */
     sw_str error;          /* parse error code, "" when parsed */
