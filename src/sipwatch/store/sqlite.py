@@ -1,4 +1,9 @@
-"""SQLite trace store: WAL, synchronous=NORMAL, batched INSERT OR IGNORE in transactions."""
+"""SQLite trace store: WAL, synchronous=NORMAL, batched INSERT OR IGNORE in transactions.
+
+Bulk loads (background=True) hand their row batches to a writer: the C extension's writer
+thread (sipwatch._native.SqliteWriter: its own connection, prepared statement, no GIL) when it
+is built, else a writer process (store/writer.py).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sipwatch import __version__
+from sipwatch import __version__, native
 from sipwatch.record import Record
 from sipwatch.store import migrations, schema
 
@@ -19,6 +24,25 @@ from sipwatch.store.base import Store, StoreError
 from sipwatch.store.writer import WriterError, WriterProcess, clean_text, insert_rows
 
 BATCH_ROWS = 5000  # rows per transaction: large enough to amortise the commit, small in memory
+
+
+def native_writer() -> Any:
+    """The C writer-thread type (sipwatch._native.SqliteWriter), or None.
+
+    Only when the extension uses the very SQLite library the sqlite3 module uses: two copies
+    of SQLite in one process do not see each other's POSIX locks on the same file (SQLite's
+    "multiple copies of SQLite linked into the same application" corruption case).
+    """
+    writer = native.part("SqliteWriter")
+    version = native.part("sqlite_version")
+    if writer is None or version is None or version() != sqlite3.sqlite_version:
+        return None
+    return writer
+
+
+def _writer_errors() -> tuple[type[BaseException], ...]:
+    error = native.part("WriterError")
+    return (WriterError, error) if error is not None else (WriterError,)
 
 
 class SqliteStore(Store):
@@ -32,11 +56,14 @@ class SqliteStore(Store):
         batch_rows: int = BATCH_ROWS,
         background: bool = False,
     ) -> None:
-        """background=True: batches are inserted by a writer process (bulk loads, 2+ cores)."""
+        """background=True: batches are inserted by a writer thread (the C extension) or a
+        writer process (bulk loads, 2+ cores)."""
         super().__init__()
         self.background = background and not readonly
-        self._writer: WriterProcess | None = None
-        self._in_flight = 0  # rows sent to the writer and not yet counted
+        self._writer: Any = None  # a running SqliteWriter or WriterProcess
+        self._thread_type = None if readonly else native_writer()
+        self._writer_errors = _writer_errors()
+        self._in_flight = 0  # rows this store sent to the writer and not yet counted
         self.path = path
         self.readonly = readonly
         self.batch_rows = max(1, batch_rows)
@@ -115,6 +142,14 @@ class SqliteStore(Store):
     def _write(self) -> int:
         rows = self._pending
         self._pending = []
+        if self.background and self._thread_type is not None:
+            writer = self.bulk_writer()
+            try:
+                writer.add_rows(rows)
+            except self._writer_errors as exc:
+                self._writer_failed(exc)
+            self._in_flight += len(rows)
+            return 0
         if self.background and (self._writer is not None or len(rows) >= self.batch_rows):
             if self._writer is None:  # started on the first full batch: small runs never fork
                 self._writer = WriterProcess(self.path, self._insert)
@@ -125,6 +160,34 @@ class SqliteStore(Store):
         self._count(len(rows), inserted, 1)
         return inserted
 
+    def bulk_writer(self) -> Any:
+        """The writer thread (sipwatch._native.SqliteWriter, started now if needed) that the C
+        bulk path submits row buffers to, or None without the extension (or read-only).
+
+        Rows it is given are counted in this store's counters at the next flush(), like rows
+        given to add(); query() and flush() wait until it has committed them.
+        """
+        if self._thread_type is None:
+            return None
+        if self._writer is None:
+            try:
+                self._writer = self._thread_type(
+                    str(self.path), self._insert, len(schema.MESSAGE_COLUMNS), self.batch_rows
+                )
+            except self._writer_errors as exc:
+                raise StoreError(f"{self.path}: {exc}") from None
+        return self._writer
+
+    def _writer_failed(self, exc: BaseException) -> None:
+        """The writer thread failed: drop it (a later write starts a new one) and report."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(*self._writer_errors):
+                inserted, batches = writer.close()  # what was committed before the failure
+                self._count(writer.synced_rows, inserted, batches)
+        self._in_flight = 0
+        raise StoreError(str(exc)) from None
+
     def _count(self, rows: int, inserted: int, batches: int) -> None:
         self.counters["inserted"] += inserted
         self.counters["duplicates"] += rows - inserted
@@ -132,23 +195,53 @@ class SqliteStore(Store):
 
     def flush(self) -> int:
         inserted = self._write() if self._pending else 0
-        if self._writer is not None and self._in_flight:
+        writer = self._writer
+        if writer is None:
+            return inserted
+        if self._thread_type is not None:  # the writer thread (also fed by the C bulk path)
+            try:
+                inserted, batches = writer.sync()
+            except self._writer_errors as exc:
+                self._writer_failed(exc)
+            self._count_thread(writer, inserted, batches)
+        elif self._in_flight:
             in_flight, self._in_flight = self._in_flight, 0
             try:
-                inserted, batches = self._writer.sync()
+                inserted, batches = writer.sync()
             except WriterError as exc:
                 raise StoreError(str(exc)) from None
             self._count(in_flight, inserted, batches)
         return inserted
 
+    def _count_thread(self, writer: Any, inserted: int, batches: int) -> None:
+        """Count what the writer thread's last sync()/close() covered: this store's rows and
+        those the C bulk path submitted directly (which add() did not count as added)."""
+        rows = writer.synced_rows
+        own, self._in_flight = self._in_flight, 0
+        if rows > own:
+            self.counters["added"] += rows - own
+        self._count(rows, inserted, batches)
+
+    def _stop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        if self._thread_type is not None:
+            try:
+                inserted, batches = writer.close()
+            except self._writer_errors as exc:
+                self._in_flight = 0
+                raise StoreError(str(exc)) from None
+            self._count_thread(writer, inserted, batches)
+            return
+        try:
+            writer.stop()
+        except WriterError as exc:
+            raise StoreError(str(exc)) from None
+
     def end_bulk_load(self) -> None:
         self.flush()
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            try:
-                writer.stop()
-            except WriterError as exc:
-                raise StoreError(str(exc)) from None
+        self._stop_writer()
 
     def start_ingest(self, sources: Sequence[str]) -> int:
         self.flush()
@@ -247,7 +340,7 @@ class SqliteStore(Store):
             raise
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        if self._pending:
+        if self._pending or self._writer is not None:  # every row written before is seen
             self.flush()
         return self._conn.execute(sql, params).fetchall()
 
@@ -260,9 +353,7 @@ class SqliteStore(Store):
                 self.flush()
                 conn.execute("PRAGMA optimize")
         finally:
-            if self._writer is not None:
-                writer, self._writer = self._writer, None
-                with contextlib.suppress(WriterError):  # already reported by a flush
-                    writer.stop()
+            with contextlib.suppress(StoreError):  # a failure was reported by the flush
+                self._stop_writer()
             conn.close()
             self._conn = None  # type: ignore[assignment]
