@@ -144,7 +144,7 @@ static void fail_locked(Writer *w, char *error)
 static void *writer_main(void *arg)
 {
     Writer *w = arg;
-    int in_txn = 0, failed = 0;
+    int in_txn = 0;
     long long txn_rows = 0, txn_inserted = 0;
     unsigned long long handled = 0;
 
@@ -158,10 +158,11 @@ static void *writer_main(void *arg)
         w->head = b->next;
         if (w->head == NULL)
             w->tail = NULL;
+        int skip = w->failed; /* after a failure: drain without writing until reset() */
         pthread_mutex_unlock(&w->mu);
 
         char *error = NULL;
-        if (!failed) {
+        if (!skip) {
             int rc = SQLITE_OK;
             if (!in_txn) {
                 rc = run(w->begin);
@@ -169,11 +170,10 @@ static void *writer_main(void *arg)
             }
             if (rc == SQLITE_OK)
                 rc = insert_buffer(w, b, &txn_rows, &txn_inserted);
-            if (rc != SQLITE_OK) {
+            if (rc != SQLITE_OK)
                 error = dup_message(w->db, "writing the trace store failed: ");
-                failed = 1;
-            }
         }
+        int failed = error != NULL;
         long long size = sw_rowbuf_bytes(b);
         sw_rowbuf_free(b);
         handled++;
@@ -197,19 +197,19 @@ static void *writer_main(void *arg)
                 txn_rows = txn_inserted = 0;
             }
         }
-        if (failed && in_txn) {
+        if (failed) {
             /* a failed statement or COMMIT: give the transaction up (its rows are lost and
-             * reported); the connection stays usable for nothing else */
-            pthread_mutex_unlock(&w->mu);
-            if (!sqlite3_get_autocommit(w->db))
-                run(w->rollback);
-            pthread_mutex_lock(&w->mu);
+             * reported) */
+            if (in_txn) {
+                pthread_mutex_unlock(&w->mu);
+                if (!sqlite3_get_autocommit(w->db))
+                    run(w->rollback);
+                pthread_mutex_lock(&w->mu);
+            }
             in_txn = 0;
+            txn_rows = txn_inserted = 0;
+            fail_locked(w, error); /* error may be NULL (no memory for the message) */
         }
-        if (failed && !w->failed)
-            fail_locked(w, error);
-        else
-            free(error);
         if (!in_txn) {
             w->committed = handled;
             pthread_cond_broadcast(&w->done);
@@ -245,9 +245,12 @@ static int owner_check(Writer *w)
 
 static int raise_failed(Writer *w)
 {
-    /* w->error is written once, under mu, before failed is set: safe to read after */
+    pthread_mutex_lock(&w->mu); /* no Python calls under mu (they could run a finalizer) */
     w->error_reported = 1;
-    PyErr_SetString(WriterError, w->error != NULL ? w->error : "writing the trace store failed");
+    char *copy = w->error != NULL ? strdup(w->error) : NULL;
+    pthread_mutex_unlock(&w->mu);
+    PyErr_SetString(WriterError, copy != NULL ? copy : "writing the trace store failed");
+    free(copy);
     return -1;
 }
 
@@ -619,6 +622,26 @@ static PyObject *Writer_close(PyObject *self, PyObject *noargs)
     return take_counts(w);
 }
 
+static PyObject *Writer_reset(PyObject *self, PyObject *noargs)
+{
+    (void)noargs;
+    Writer *w = (Writer *)self;
+    if (!w->running) {
+        PyErr_SetString(PyExc_ValueError, "the store writer is closed");
+        return NULL;
+    }
+    if (owner_check(w) < 0 || wait_committed(w) < 0) /* what was queued is dropped by now */
+        return NULL;
+    pthread_mutex_lock(&w->mu);
+    char *error = w->error;
+    w->error = NULL;
+    w->failed = 0;
+    w->error_reported = 0;
+    pthread_mutex_unlock(&w->mu);
+    free(error);
+    return take_counts(w);
+}
+
 static PyObject *Writer_get_rows(PyObject *self, void *closure)
 {
     (void)closure;
@@ -662,6 +685,9 @@ static PyMethodDef Writer_methods[] = {
     {"sync", Writer_sync, METH_NOARGS,
      "sync() -> (inserted, batches): wait until every row queued is committed; the rows "
      "inserted (the rest were duplicates) and transactions since the last sync."},
+    {"reset", Writer_reset, METH_NOARGS,
+     "reset() -> (inserted, batches): after a failure, wait until the rows queued before it "
+     "are dropped, then write again (same connection); counts since the last sync."},
     {"close", Writer_close, METH_NOARGS,
      "close() -> (inserted, batches): write what is queued, stop the thread, close the "
      "connection; counts since the last sync. Idempotent."},
