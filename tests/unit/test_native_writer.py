@@ -294,6 +294,25 @@ def test_a_failing_writer_raises_once_per_call_and_drains(tmp_path: Path) -> Non
     assert 0 < inserted == len(dump(c)) < len(rows)
 
 
+def test_reset_writes_again_after_a_failure(tmp_path: Path) -> None:
+    records = trace()
+    rows = [pyrows.message_row(r) for r in records]
+    c = new_store(tmp_path / "c.sqlite")
+    with sqlite3.connect(c) as conn:
+        conn.execute(FAIL_TRIGGER.format(src=records[0].src))
+    w = _native.SqliteWriter(str(c), INSERT, NCOLS)
+    w.add_rows(rows)
+    with pytest.raises(_native.WriterError, match="disk on fire"):
+        w.sync()
+    assert w.reset() == (0, 0) and w.synced_rows == 0
+    with sqlite3.connect(c) as conn:
+        conn.execute("DROP TRIGGER fail_src")
+    w.add_rows(rows)
+    assert w.sync() == (len(rows), 1)
+    assert w.close() == (0, 0)
+    assert len(dump(c)) == len(rows)
+
+
 def test_failure_not_reported_yet_is_raised_by_close(tmp_path: Path) -> None:
     records = trace()
     c = new_store(tmp_path / "c.sqlite")
@@ -423,3 +442,35 @@ def test_store_error_from_the_writer(tmp_path: Path) -> None:
         s.add(records)
         with pytest.raises(StoreError, match="disk on fire"):
             s.flush()
+
+
+def test_threaded_store_submits_without_waiting_and_reads_see_everything(tmp_path: Path) -> None:
+    """The live sensor's way: add() + submit() per batch; a read through the store sees every
+    row submitted before it, and the counters are complete after flush()."""
+    records = trace()
+    with SqliteStore(tmp_path / "live.sqlite", threaded=True) as s:
+        writer = s._writer
+        assert isinstance(writer, _native.SqliteWriter)  # started with the store
+        for rec in records:
+            s.add([rec])
+            assert s.submit() == 0
+        assert s.query("SELECT COUNT(*) FROM messages") == [(len(records),)]
+        s.add(records)
+        s.submit()
+        s.flush()
+        assert s.counters["inserted"] == len(records)
+        assert s.counters["duplicates"] == len(records)
+        assert s.counters["added"] == 2 * len(records)
+    assert not writer.running
+
+
+def test_threaded_store_without_the_extension_writes_inline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sipwatch.store.sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "native_writer", lambda: None)
+    with SqliteStore(tmp_path / "live.sqlite", threaded=True) as s:
+        s.add(trace())
+        assert s.submit() == len(trace())  # written now, on the store's connection
+        assert s._writer is None and s.bulk_writer() is None

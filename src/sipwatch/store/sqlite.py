@@ -55,13 +55,17 @@ class SqliteStore(Store):
         readonly: bool = False,
         batch_rows: int = BATCH_ROWS,
         background: bool = False,
+        threaded: bool = False,
     ) -> None:
-        """background=True: batches are inserted by a writer thread (the C extension) or a
-        writer process (bulk loads, 2+ cores)."""
+        """background=True: batches are inserted by the writer thread of the C extension, or
+        without it by a writer process (bulk loads, 2+ cores). threaded=True: by the writer
+        thread when the extension is built, else inline (live sources, analysis workers)."""
         super().__init__()
         self.background = background and not readonly
         self._writer: Any = None  # a running SqliteWriter or WriterProcess
         self._thread_type = None if readonly else native_writer()
+        # rows go through the writer thread (else inline, or the process for background)
+        self._use_thread = self._thread_type is not None and (background or threaded)
         self._writer_errors = _writer_errors()
         self._in_flight = 0  # rows this store sent to the writer and not yet counted
         self.path = path
@@ -72,6 +76,14 @@ class SqliteStore(Store):
         self._upsert_events = schema.upsert_events_sql("sqlite")
         self._version = 0
         self._conn = self._connect()
+        if self._use_thread:
+            # now, not at the first write: a sensor that drops root privileges after opening
+            # its store keeps the files it opened as root
+            try:
+                self.bulk_writer()
+            except BaseException:
+                self._conn.close()
+                raise
 
     # --- opening ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -142,7 +154,7 @@ class SqliteStore(Store):
     def _write(self) -> int:
         rows = self._pending
         self._pending = []
-        if self.background and self._thread_type is not None:
+        if self._use_thread:
             writer = self.bulk_writer()
             try:
                 writer.add_rows(rows)
@@ -162,7 +174,8 @@ class SqliteStore(Store):
 
     def bulk_writer(self) -> Any:
         """The writer thread (sipwatch._native.SqliteWriter, started now if needed) that the C
-        bulk path submits row buffers to, or None without the extension (or read-only).
+        bulk path submits row buffers to, or None without the extension (or read-only). Once
+        it runs, rows given to add() go through it too (one writer for the messages table).
 
         Rows it is given are counted in this store's counters at the next flush(), like rows
         given to add(); query() and flush() wait until it has committed them.
@@ -176,17 +189,27 @@ class SqliteStore(Store):
                 )
             except self._writer_errors as exc:
                 raise StoreError(f"{self.path}: {exc}") from None
+            self._use_thread = True
         return self._writer
 
     def _writer_failed(self, exc: BaseException) -> None:
-        """The writer thread failed: drop it (a later write starts a new one) and report."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
+        """The writer thread failed: report it once; the rows queued before the failure are
+        lost, later ones are written again (a live store goes on once there is room)."""
+        writer = self._writer
+        try:
+            inserted, batches = writer.reset()  # counts what was committed before the failure
+            self._count(writer.synced_rows, inserted, batches)
+        except self._writer_errors:  # cannot happen: reset() only waits
+            self._writer = None
             with contextlib.suppress(*self._writer_errors):
-                inserted, batches = writer.close()  # what was committed before the failure
-                self._count(writer.synced_rows, inserted, batches)
+                writer.close()
         self._in_flight = 0
         raise StoreError(str(exc)) from None
+
+    def submit(self) -> int:
+        if not self._use_thread:
+            return self.flush()
+        return self._write() if self._pending else 0  # the thread commits it: no waiting
 
     def _count(self, rows: int, inserted: int, batches: int) -> None:
         self.counters["inserted"] += inserted
@@ -275,6 +298,10 @@ class SqliteStore(Store):
         rows = [event_row(e) for e in events]
         if not rows:
             return 0
+        if self._writer is not None:
+            # the writer thread idle first: this connection then never sleeps in SQLite's
+            # busy handler waiting for the other one's transaction
+            self.flush()
         with self._transaction() as conn:
             conn.executemany(self._upsert_events, rows)
         self.counters["events"] = self.counters.get("events", 0) + len(rows)
