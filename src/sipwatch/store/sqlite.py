@@ -24,6 +24,10 @@ from sipwatch.store.base import Store, StoreError
 from sipwatch.store.writer import WriterError, WriterProcess, clean_text, insert_rows
 
 BATCH_ROWS = 5000  # rows per transaction: large enough to amortise the commit, small in memory
+# page size of new store files (SQLite's default is 4096). Measured on 500,000 real rows
+# (bench/bench_writer.py --page-sizes): the writer ~10% less CPU per row, `sipwatch report`
+# ~20% faster, the file ~8% smaller. Existing files keep theirs (WAL cannot change it).
+PAGE_SIZE = 16384
 
 
 def native_writer() -> Any:
@@ -99,7 +103,10 @@ class SqliteStore(Store):
                     check_same_thread=False,
                 )  # fmt: skip
             else:
+                new = not path.exists() or path.stat().st_size == 0
                 conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+                if new:  # before the first write (journal_mode=WAL) fixes it
+                    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
             self._setup(conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a usable trace store: {exc}") from None
