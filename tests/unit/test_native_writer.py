@@ -398,6 +398,7 @@ def ingest_counts(db: Path) -> list[tuple]:
         return conn.execute("SELECT messages, inserted FROM ingest ORDER BY id").fetchall()
 
 
+@pytest.mark.timeout(300)  # four runs of `sipwatch analyze` (slow under AddressSanitizer)
 def test_analyze_stores_the_same_rows_with_and_without_the_extension(
     tmp_path: Path, generated: Path
 ) -> None:
