@@ -212,6 +212,36 @@ def test_c_path_rows_equal_python_rows(tmp_path: Path, generated: Path) -> None:
     assert dump(c) == dump(py)
 
 
+def odd_records() -> list[Record]:
+    """Records the C reader refuses, each for another reason, among ordinary ones."""
+    records = trace()
+    records[0].msg = None  # type: ignore[assignment]  # unusable parsed message: fallback row
+    records[1].tool = "sv\ud800"  # lone surrogate: the row is cleaned
+    records[2].number = 5  # type: ignore[assignment]  # an int where a str is expected
+    records[3].msg.cseq_num = "x"  # type: ignore[assignment]  # message_row fails: fallback
+    return records
+
+
+def test_records_packed_in_c_store_what_the_python_path_stores(tmp_path: Path) -> None:
+    """add_records(): rows packed from Records in C, the Python stored_row for the records the
+    C reader refuses; the store is the same as the inline Python one, fallbacks counted."""
+    py, c = tmp_path / "py.sqlite", tmp_path / "c.sqlite"
+    with SqliteStore(py) as s:
+        s.add(odd_records())
+        s.flush()
+        want = dict(s.counters)
+    with SqliteStore(c, background=True) as s:
+        s.add(odd_records())
+        s.flush()
+        assert s.counters == want
+        assert s.counters["fallback_rows"] == 2
+    assert dump(c) == dump(py)
+    w = _native.SqliteWriter(str(new_store(tmp_path / "w.sqlite")), INSERT, NCOLS, batch_rows=2)
+    assert w.add_records(odd_records(), pyrows.stored_row) == 2
+    assert w.close()[0] == len(odd_records())
+    assert dump(tmp_path / "w.sqlite") == dump(py)
+
+
 def test_lone_surrogates_are_stored_as_replacement_characters(tmp_path: Path) -> None:
     records = trace()
     records[0].tool_data = "user\udcff"  # e.g. undecodable bytes kept with surrogateescape

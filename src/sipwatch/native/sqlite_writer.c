@@ -522,20 +522,62 @@ static void Writer_dealloc(PyObject *self)
     Py_TYPE(self)->tp_free(self);
 }
 
-static PyObject *Writer_add_rows(PyObject *self, PyObject *rows)
+/* add_rows/add_records may run: open, not failed (raises), in the owner process. */
+static int can_add(Writer *w)
 {
-    Writer *w = (Writer *)self;
     if (!w->running) {
         PyErr_SetString(PyExc_ValueError, "the store writer is closed");
-        return NULL;
+        return -1;
     }
     if (owner_check(w) < 0)
-        return NULL;
+        return -1;
     pthread_mutex_lock(&w->mu);
     int failed = w->failed;
     pthread_mutex_unlock(&w->mu);
-    if (failed)
-        return raise_failed(w), NULL;
+    return failed ? raise_failed(w) : 0;
+}
+
+/* Pack one row tuple; a str that is not encodable (lone surrogates) makes the row go through
+ * sipwatch.store.writer.clean_text first, as the Python paths do. */
+static int pack_row(sw_rowbuf *b, PyObject *row)
+{
+    if (sw_rowbuf_tuple(b, row) == 0)
+        return 0;
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+        return -1;
+    PyErr_Clear();
+    if (clean_text == NULL) {
+        PyObject *mod = PyImport_ImportModule("sipwatch.store.writer");
+        if (mod == NULL)
+            return -1;
+        clean_text = PyObject_GetAttrString(mod, "clean_text");
+        Py_DECREF(mod);
+        if (clean_text == NULL)
+            return -1;
+    }
+    PyObject *clean = PyObject_CallOneArg(clean_text, row);
+    if (clean == NULL)
+        return -1;
+    int r = sw_rowbuf_tuple(b, clean);
+    Py_DECREF(clean);
+    return r;
+}
+
+/* Submit *b once it holds batch_rows rows (or at the end: force); *b is NULL after. */
+static int submit_full(Writer *w, sw_rowbuf **b, int force)
+{
+    if (*b == NULL || (!force && sw_rowbuf_rows(*b) < w->batch_rows))
+        return 0;
+    sw_rowbuf *full = *b;
+    *b = NULL;
+    return sw_writer_submit((PyObject *)w, full);
+}
+
+static PyObject *Writer_add_rows(PyObject *self, PyObject *rows)
+{
+    Writer *w = (Writer *)self;
+    if (can_add(w) < 0)
+        return NULL;
     PyObject *fast = PySequence_Fast(rows, "add_rows() takes a list of row tuples");
     if (fast == NULL)
         return NULL;
@@ -544,44 +586,78 @@ static PyObject *Writer_add_rows(PyObject *self, PyObject *rows)
     for (Py_ssize_t i = 0; i < n; i++) {
         if (b == NULL && (b = sw_rowbuf_new(w->ncols)) == NULL)
             goto fail;
-        PyObject *row = PySequence_Fast_GET_ITEM(fast, i);
-        if (sw_rowbuf_tuple(b, row) < 0) {
-            if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
-                goto fail;
-            /* lone surrogates in a str: the row cleaned as the Python path cleans it */
-            PyErr_Clear();
-            if (clean_text == NULL) {
-                PyObject *mod = PyImport_ImportModule("sipwatch.store.writer");
-                if (mod == NULL)
-                    goto fail;
-                clean_text = PyObject_GetAttrString(mod, "clean_text");
-                Py_DECREF(mod);
-                if (clean_text == NULL)
-                    goto fail;
-            }
-            PyObject *clean = PyObject_CallOneArg(clean_text, row);
-            if (clean == NULL)
-                goto fail;
-            int r = sw_rowbuf_tuple(b, clean);
-            Py_DECREF(clean);
-            if (r < 0)
-                goto fail;
-        }
-        if (sw_rowbuf_rows(b) >= w->batch_rows) {
-            sw_rowbuf *full = b;
-            b = NULL;
-            if (sw_writer_submit(self, full) < 0)
-                goto fail;
-        }
-    }
-    if (b != NULL) {
-        sw_rowbuf *last = b;
-        b = NULL;
-        if (sw_writer_submit(self, last) < 0)
+        if (pack_row(b, PySequence_Fast_GET_ITEM(fast, i)) < 0 || submit_full(w, &b, 0) < 0)
             goto fail;
     }
+    if (submit_full(w, &b, 1) < 0)
+        goto fail;
     Py_DECREF(fast);
     Py_RETURN_NONE;
+fail:
+    sw_rowbuf_free(b);
+    Py_DECREF(fast);
+    return NULL;
+}
+
+/* The messages rows of Records, packed in C (sw_msg_from_record + sw_rowbuf_message: no row
+ * tuple). A record the C reader refuses (an attribute of an unexpected type, a str with lone
+ * surrogates, ...) takes row_of(record) -> (row, fell_back), i.e. store/rows.py stored_row,
+ * so every record gets exactly the row the Python path gives. Returns how many fell back. */
+static PyObject *Writer_add_records(PyObject *self, PyObject *args)
+{
+    Writer *w = (Writer *)self;
+    PyObject *records, *row_of;
+    if (!PyArg_ParseTuple(args, "OO:add_records", &records, &row_of))
+        return NULL;
+    if (w->ncols != SW_MESSAGE_NCOLS) {
+        PyErr_Format(PyExc_ValueError, "add_records() needs a messages statement (%d values)",
+                     SW_MESSAGE_NCOLS);
+        return NULL;
+    }
+    if (can_add(w) < 0)
+        return NULL;
+    PyObject *fast = PySequence_Fast(records, "add_records() takes a list of Records");
+    if (fast == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast), fell_back = 0;
+    sw_rowbuf *b = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (b == NULL && (b = sw_rowbuf_new(w->ncols)) == NULL)
+            goto fail;
+        PyObject *rec = PySequence_Fast_GET_ITEM(fast, i);
+        sw_msg m;
+        sw_keep keep = SW_KEEP_INIT;
+        int r = sw_msg_from_record(rec, &m, &keep);
+        if (r == 0)
+            r = sw_rowbuf_message(b, &m);
+        sw_keep_clear(&keep);
+        if (r < 0) {
+            if (PyErr_ExceptionMatches(PyExc_MemoryError) ||
+                !PyErr_ExceptionMatches(PyExc_Exception)) /* KeyboardInterrupt goes through */
+                goto fail;
+            PyErr_Clear(); /* the Python path decides: the row, or the raw-bytes fallback */
+            PyObject *got = PyObject_CallOneArg(row_of, rec);
+            if (got == NULL)
+                goto fail;
+            if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) != 2) {
+                Py_DECREF(got);
+                PyErr_SetString(PyExc_TypeError, "row_of() must return (row, fell_back)");
+                goto fail;
+            }
+            int t = PyObject_IsTrue(PyTuple_GET_ITEM(got, 1));
+            r = t < 0 ? -1 : pack_row(b, PyTuple_GET_ITEM(got, 0));
+            Py_DECREF(got);
+            if (r < 0)
+                goto fail;
+            fell_back += t;
+        }
+        if (submit_full(w, &b, 0) < 0)
+            goto fail;
+    }
+    if (submit_full(w, &b, 1) < 0)
+        goto fail;
+    Py_DECREF(fast);
+    return PyLong_FromSsize_t(fell_back);
 fail:
     sw_rowbuf_free(b);
     Py_DECREF(fast);
@@ -682,6 +758,10 @@ static PyMethodDef Writer_methods[] = {
     {"add_rows", Writer_add_rows, METH_O,
      "add_rows(rows): queue row tuples (waits while the queue is full). Raises WriterError "
      "when the thread failed."},
+    {"add_records", Writer_add_records, METH_VARARGS,
+     "add_records(records, row_of) -> int: queue the messages rows of Records, packed in C; "
+     "a record the C reader refuses takes row_of(record) -> (row, fell_back) "
+     "(store/rows.py stored_row). Returns how many fell back."},
     {"sync", Writer_sync, METH_NOARGS,
      "sync() -> (inserted, batches): wait until every row queued is committed; the rows "
      "inserted (the rest were duplicates) and transactions since the last sync."},

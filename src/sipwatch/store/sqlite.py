@@ -21,6 +21,7 @@ from sipwatch.store import migrations, schema
 if TYPE_CHECKING:
     from sipwatch.detect.events import Event
 from sipwatch.store.base import Store, StoreError
+from sipwatch.store.rows import stored_row
 from sipwatch.store.writer import WriterError, WriterProcess, clean_text, insert_rows
 
 BATCH_ROWS = 5000  # rows per transaction: large enough to amortise the commit, small in memory
@@ -156,7 +157,22 @@ class SqliteStore(Store):
     def add(self, records: Iterable[Record]) -> int:
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
-        return self._queue_rows(records)
+        if not self._use_thread:
+            return self._queue_rows(records)
+        # the writer thread: rows packed in C straight from the records (no row tuples), the
+        # same rows as stored_row gives (records the C reader refuses take stored_row itself)
+        batch = records if isinstance(records, list) else list(records)
+        if self._pending:
+            self._write()
+        writer = self.bulk_writer()
+        try:
+            fell_back = writer.add_records(batch, stored_row)
+        except self._writer_errors as exc:
+            self._writer_failed(exc)
+        self.counters["added"] += len(batch)
+        self.counters["fallback_rows"] += fell_back
+        self._in_flight += len(batch)
+        return 0
 
     def _write(self) -> int:
         rows = self._pending
