@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/time.h>
 #include <time.h>
@@ -487,7 +488,12 @@ static int Writer_init(PyObject *self, PyObject *args, PyObject *kwds)
         close_db(w);
         return -1;
     }
+    /* the thread takes no signals: they go to the Python threads, which handle them */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = pthread_create(&w->thread, NULL, writer_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         close_db(w);
         errno = rc;
