@@ -59,7 +59,7 @@ class StoreAction:
         self.store.add(batch)
 
     def close(self) -> None:
-        self.store.end_bulk_load()  # the writer process ends here, before the summary
+        self.store.end_bulk_load()  # the writer (thread or process) ends here, before the summary
 
 
 def _region(region: str | None) -> str | None:

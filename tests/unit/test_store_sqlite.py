@@ -155,3 +155,19 @@ def test_missing_store_for_reports(tmp_path: Path) -> None:
 def test_wal_mode(tmp_path: Path) -> None:
     with open_store(tmp_path / "t.sqlite") as store:
         assert store.query("PRAGMA journal_mode") == [("wal",)]
+
+
+def test_new_stores_get_the_large_page_size_old_ones_keep_theirs(tmp_path: Path) -> None:
+    from sipwatch.store.sqlite import PAGE_SIZE
+
+    with open_store(tmp_path / "new.sqlite") as store:
+        assert store.query("PRAGMA page_size") == [(PAGE_SIZE,)]
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as conn:  # a store made before: SQLite's default page size
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("DROP TABLE t")
+    with open_store(old) as store:
+        store.add(trace())
+        assert store.query("PRAGMA page_size") == [(4096,)]
+    assert PAGE_SIZE == 16384

@@ -78,7 +78,7 @@ class EventAction:
         store_at_end: bool = False,
     ) -> None:
         """store_at_end: keep the latest version of each event and store them all at close
-        (bulk loads: a writer process holds the store's write lock most of the time)."""
+        (bulk loads: a writer thread or process holds the store's write lock most of the time)."""
         self.detector = detector
         self.store = store
         self.sinks = list(sinks)

@@ -74,6 +74,13 @@ class Store(abc.ABC):
     def flush(self) -> int:
         """Write everything queued; returns how many rows were inserted."""
 
+    def submit(self) -> int:
+        """Hand everything queued to the engine's writer without waiting for it (a live
+        source's batch). Engines without a writer thread write it now (flush); with one, it is
+        committed within milliseconds, a failure is raised by a later call, and query() and
+        flush() still see every row submitted before them. Returns rows inserted now."""
+        return self.flush()
+
     def end_bulk_load(self) -> None:
         """Write everything queued and release bulk-load helpers (e.g. a writer process)."""
         self.flush()
@@ -141,14 +148,22 @@ class Store(abc.ABC):
 
 
 def open_store(
-    url_or_path: str | Path, *, readonly: bool = False, background: bool = False
+    url_or_path: str | Path,
+    *,
+    readonly: bool = False,
+    background: bool = False,
+    threaded: bool = False,
 ) -> Store:
     """Open (creating and migrating if needed) the store a path or URL names.
 
     'trace.sqlite', 'sqlite:///trace.sqlite' (relative), 'sqlite:////abs/trace.sqlite' -> SQLite.
     'postgresql://user@host:port/db' (also 'postgres://') -> PostgreSQL (the database must exist).
     readonly=True opens an existing store for reports without creating or migrating it.
-    background=True lets a writer process insert the batches (bulk loads such as analyze).
+    background=True: a writer inserts the batches on another core (bulk loads such as analyze):
+    the C extension's writer thread, else a writer process.
+    threaded=True: the writer thread when the C extension is built, else inline writes (live
+    sources and analysis workers: no extra process). Both are SQLite-only (PostgreSQL inserts
+    in its server process already).
     """
     text = str(url_or_path)
     lower = text.lower()
@@ -171,4 +186,4 @@ def open_store(
         path = text
     from sipwatch.store.sqlite import SqliteStore
 
-    return SqliteStore(Path(path), readonly=readonly, background=background)
+    return SqliteStore(Path(path), readonly=readonly, background=background, threaded=threaded)
