@@ -173,6 +173,7 @@ def _run_native(
     before = dict(store.counters)
     run_id = store.start_ingest(sources)
     recovery = analyze_recovery(passwords)
+    store_errors = (StoreError, sqlite3.Error, *analyze_native.writer_errors())
     try:
         analyze_native.run(sources, store, stats, pipe_stats, result.stages, recovery, config,
                            bpf, sensor, node, on_progress, on_warning)  # fmt: skip
@@ -180,7 +181,7 @@ def _run_native(
     except CaptureError as exc:
         store.close()
         raise AnalyzeError(str(exc)) from None
-    except (StoreError, sqlite3.Error) as exc:  # disk full...: keep what was written
+    except store_errors as exc:  # disk full...: keep what was written
         with contextlib.suppress(Exception):
             store.close()
         raise AnalyzeError(f"trace store {db}: {exc}") from None

@@ -35,6 +35,12 @@ _GC_GEN0 = 50_000
 _PENDING_ROWS = 2000  # Python-path records handed to the store together
 
 
+def writer_errors() -> tuple[type[BaseException], ...]:
+    """What the writer thread raises when the store fails (disk full, I/O error)."""
+    err = part("WriterError")
+    return (err,) if err is not None else ()
+
+
 def usable(store: Store, sources: list[str], detect: bool, workers: int | None) -> bool:
     """True when this run can take the C bulk path."""
     if detect or (workers is not None and workers > 1):
