@@ -538,3 +538,34 @@ def test_ctrl_c_reaches_a_producer_waiting_on_a_full_queue(tmp_path: Path, gener
     blocker.close()
     assert w.sync()[0] == queued  # everything handed over was written
     w.close()
+
+
+@pytest.mark.timeout(60)
+def test_close_while_a_producer_waits(tmp_path: Path, generated: Path) -> None:
+    """close() from another thread while a producer waits on the full queue: both return,
+    the producer with "closed" or having queued all it had; nothing hangs."""
+    import threading
+
+    rows = [pyrows.stored_row(r)[0] for r in labelled(generated)][:5000]
+    c = new_store(tmp_path / "c.sqlite")
+    blocker = sqlite3.connect(c, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    w = _native.SqliteWriter(str(c), INSERT, NCOLS, batch_rows=100, max_queued_bytes=100_000)
+    outcome: list[object] = []
+
+    def produce() -> None:
+        try:
+            w.add_rows(rows)
+            outcome.append("queued")
+        except ValueError as exc:
+            outcome.append(exc)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    time.sleep(0.3)
+    threading.Timer(0.5, lambda: (blocker.execute("ROLLBACK"), blocker.close())).start()
+    w.close()
+    producer.join(30)
+    assert not producer.is_alive() and not w.running
+    assert outcome == ["queued"] or "closed" in str(outcome[0])
+    assert len(dump(c)) == w.rows  # what was queued before the close was written
