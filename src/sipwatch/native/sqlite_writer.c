@@ -1,17 +1,18 @@
 /* sipwatch._native.SqliteWriter: a thread with its own SQLite connection that inserts row
  * buffers (rowbuf.h) with one prepared statement, in transactions of batch_rows rows.
  *
- * Producers (add_rows() from Python, sw_writer_submit() from the C bulk path) pack rows and
- * put whole buffers on a queue bounded by max_queued_bytes (they wait, without the GIL, while
- * it is full). The thread never touches Python: it takes a buffer, binds every value straight
+ * Producers (add_rows() of row tuples and add_records() of Records from Python,
+ * sw_writer_submit() from the C bulk path) pack rows and put whole buffers on a queue bounded
+ * by max_queued_bytes (they wait, without the GIL, while it is full). The thread never touches Python: it takes a buffer, binds every value straight
  * from it (SQLITE_STATIC), steps, frees the buffer. It commits when the transaction holds
  * batch_rows rows or when the queue runs empty, so everything submitted is committed as soon
  * as the thread is idle, and sync() only has to wait for that.
  *
  * When SQLite fails (disk full, I/O error, ...) the transaction is rolled back, the thread
  * keeps taking buffers and frees them unwritten (producers never block for ever), and the
- * next add_rows/sync/close raises WriterError with SQLite's message. The thread is joined by
- * close() and, at the latest, when the object is freed: it never outlives it.
+ * next add/sync/close raises WriterError with SQLite's message; reset() makes it write again.
+ * The thread is joined by close() and, at the latest, when the object is freed: it never
+ * outlives it.
  */
 #include <errno.h>
 #include <pthread.h>
