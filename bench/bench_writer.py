@@ -16,6 +16,13 @@ For each: rows/s (wall), and CPU per row of the producer (this thread) and of th
 child process, or the rest of this process's CPU for the thread). Best of --repeat runs.
 --page-sizes makes the fresh stores with each page size (the thread writer); --report also
 times `sipwatch report` on each result.
+
+--live N: the honeypot sensor's way instead (LiveStoreAction): Records (bench_store.py's
+request/response pairs, parsed beforehand) in batches of N, one batch every 20 ms (the sensor's
+pump interval: 400 rows = 10,000 requests/s with their replies), through SqliteStore.add() +
+submit(), inline (the store before the writer thread) and threaded; CPU per row of the thread
+that calls add() (the sensor's event loop) and of the whole process, and the time add() +
+submit() holds the caller per batch.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import time
 from pathlib import Path
 
 from sipwatch import _native
-from sipwatch.store import schema
+from sipwatch.store import schema, sqlite
 from sipwatch.store.sqlite import SqliteStore
 from sipwatch.store.writer import WriterProcess, insert_rows
 
@@ -108,16 +115,62 @@ def report_time(path: Path, repeat: int) -> tuple[float, float]:
     return best
 
 
+def live(batch: int, n: int, repeat: int, tmp: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_store import make_records
+
+    records = make_records(n)
+    for r in records:  # ids and parsed fields computed before any timing
+        _ = r.id, r.msg.flat()
+    print(f"{len(records):,} records in batches of {batch}; load average {os.getloadavg()[0]:.2f}")
+    print(
+        "| store | caller CPU µs/row | process CPU µs/row | add()+submit() per batch: median, max ms |"
+    )
+    print("|---|--:|--:|--:|")
+    for threaded in (False, True) * repeat:
+        path = Path(tmp) / "live.sqlite"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        store = sqlite.SqliteStore(path, threaded=threaded)
+        held = []
+        cpu, proc = time.thread_time(), time.process_time()
+        tick = time.perf_counter()
+        for i in range(0, len(records), batch):
+            tick += 0.02
+            time.sleep(max(0.0, tick - time.perf_counter()))
+            t = time.perf_counter()
+            store.add(records[i : i + batch])
+            store.submit()
+            held.append(time.perf_counter() - t)
+        caller = time.thread_time() - cpu
+        store.flush()
+        total = time.process_time() - proc
+        store.close()
+        held.sort()
+        name = "threaded (writer thread)" if threaded else "inline (executemany)"
+        print(f"| {name} | {caller / len(records) * 1e6:.2f} | {total / len(records) * 1e6:.2f} |"
+              f" {held[len(held) // 2] * 1e3:.2f}, {held[-1] * 1e3:.1f} |", flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows-from", type=Path, required=True, help="a store made by analyze")
+    ap.add_argument("--rows-from", type=Path, help="a store made by analyze")
     ap.add_argument("--rows", type=int, default=500_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--ways", default="inline,process,thread")
     ap.add_argument("--page-sizes", default="", help="e.g. 4096,16384 (thread writer only)")
     ap.add_argument("--report", action="store_true", help="also time `sipwatch report`")
     ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument(
+        "--live", type=int, default=0, metavar="N", help="the sensor's way, batches of N"
+    )
     args = ap.parse_args()
+    if args.live:
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            live(args.live, args.rows if args.rows != 500_000 else 100_000, args.repeat, Path(tmp))
+        return
+    if args.rows_from is None:
+        ap.error("--rows-from is required (a store made by sipwatch analyze)")
 
     rows = load_rows(args.rows_from, args.rows)
     print(f"{len(rows):,} rows from {args.rows_from}; load average {os.getloadavg()[0]:.2f}")

@@ -1,17 +1,18 @@
 /* sipwatch._native.SqliteWriter: a thread with its own SQLite connection that inserts row
  * buffers (rowbuf.h) with one prepared statement, in transactions of batch_rows rows.
  *
- * Producers (add_rows() from Python, sw_writer_submit() from the C bulk path) pack rows and
- * put whole buffers on a queue bounded by max_queued_bytes (they wait, without the GIL, while
- * it is full). The thread never touches Python: it takes a buffer, binds every value straight
+ * Producers (add_rows() of row tuples and add_records() of Records from Python,
+ * sw_writer_submit() from the C bulk path) pack rows and put whole buffers on a queue bounded
+ * by max_queued_bytes (they wait, without the GIL, while it is full). The thread never touches Python: it takes a buffer, binds every value straight
  * from it (SQLITE_STATIC), steps, frees the buffer. It commits when the transaction holds
  * batch_rows rows or when the queue runs empty, so everything submitted is committed as soon
  * as the thread is idle, and sync() only has to wait for that.
  *
  * When SQLite fails (disk full, I/O error, ...) the transaction is rolled back, the thread
  * keeps taking buffers and frees them unwritten (producers never block for ever), and the
- * next add_rows/sync/close raises WriterError with SQLite's message. The thread is joined by
- * close() and, at the latest, when the object is freed: it never outlives it.
+ * next add/sync/close raises WriterError with SQLite's message; reset() makes it write again.
+ * The thread is joined by close() and, at the latest, when the object is freed: it never
+ * outlives it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -302,38 +303,49 @@ int sw_writer_submit(PyObject *obj, sw_rowbuf *b)
         return 0;
     }
     long long size = sw_rowbuf_bytes(b);
-    int failed = 0, queued = 0;
-    for (;;) {
+    /* 0 queued, 1 must wait, 2 failed, 3 closing; under mu */
+#define SW_TRY_QUEUE()                                                                        \
+    (w->failed    ? 2                                                                         \
+     : w->closing ? 3                                                                         \
+     : (w->queued_bytes == 0 || w->queued_bytes + size <= w->max_bytes)                       \
+         ? (enqueue_locked(w, b, size), 0)                                                    \
+         : 1)
+    /* the common case first, without giving up the GIL (mu is only ever held briefly, and
+     * never by a thread that waits for the GIL) */
+    pthread_mutex_lock(&w->mu);
+    int state = SW_TRY_QUEUE();
+    pthread_mutex_unlock(&w->mu);
+    while (state == 1) {
         Py_BEGIN_ALLOW_THREADS
         pthread_mutex_lock(&w->mu);
         struct timespec until;
         deadline_in(&until, SW_WAIT_SLICE_MS);
         int rc = 0;
-        while (!w->failed && w->queued_bytes > 0 && w->queued_bytes + size > w->max_bytes &&
-               rc != ETIMEDOUT)
+        while ((state = SW_TRY_QUEUE()) == 1 && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&w->space, &w->mu, &until);
-        failed = w->failed;
-        if (!failed && (w->queued_bytes == 0 || w->queued_bytes + size <= w->max_bytes)) {
-            enqueue_locked(w, b, size);
-            queued = 1;
-        }
         pthread_mutex_unlock(&w->mu);
         Py_END_ALLOW_THREADS
-        if (queued)
-            return 0;
-        if (failed) {
-            sw_rowbuf_free(b);
-            return raise_failed(w);
-        }
-        if (PyErr_CheckSignals() < 0) {
+        if (state == 1 && PyErr_CheckSignals() < 0) {
             /* interrupted while the queue is full: queue it all the same (one buffer over the
              * bound), so that no row is lost, and let the exception through */
             pthread_mutex_lock(&w->mu);
-            enqueue_locked(w, b, size);
+            int closing = w->closing;
+            if (!closing)
+                enqueue_locked(w, b, size);
             pthread_mutex_unlock(&w->mu);
+            if (closing)
+                sw_rowbuf_free(b);
             return -1;
         }
     }
+#undef SW_TRY_QUEUE
+    if (state == 0)
+        return 0;
+    sw_rowbuf_free(b);
+    if (state == 2)
+        return raise_failed(w);
+    PyErr_SetString(PyExc_ValueError, "the store writer is closed");
+    return -1;
 }
 
 /* Wait until everything submitted is committed (or the thread failed); 0, or -1 with the
