@@ -232,7 +232,6 @@ def test_unusual_shapes_fall_back():
         ok + b"OPTIONS sip:a SIP/2.0\r\n\r\n",  # bytes after the body
         ok.replace(b"sip:192.0.2.10 SIP", b"sip:192.0.2.10;transport=udp SIP"),  # ruri params
         ok.replace(b"sip:192.0.2.10 SIP", b"tel:+4930123 SIP"),
-        ok.replace(b"UDP 198.51.100.7:5060", b"UDP [2001:db8::1]:5060"),  # IPv6 Via
         ok.replace(b'From: "1001"', b'From: "10\\"01"'),  # escaped quote in a display name
         ok.replace(b'username="1001"', b'username="10,01"'),  # quoted comma in digest
         ok.replace(b"REGISTER sip", b"REGISTER  sip"),  # start line whitespace

@@ -40,6 +40,7 @@ static unsigned char sc_token[256];     /* message._TOKEN */
 static unsigned char sc_uri1[256];      /* SIP_URI_FAST user/host: not @:;?<>"% SP HT [ ] , */
 static unsigned char sc_uri2[256];      /* SIP_URI_FAST params: uri1 plus ':' and ';' */
 static unsigned char sc_via_host[256];  /* Via host: not SP HT ; : [ ] ( ) " , */
+static unsigned char sc_v6[256];        /* inside an IPv6 reference's brackets: [0-9A-Fa-f:.] */
 static unsigned char sc_py_space[256];  /* str.isspace() of the latin-1 character (str.split) */
 
 static inline void sc_init_tables(void)
@@ -49,6 +50,8 @@ static inline void sc_init_tables(void)
         sc_token[c] = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
         sc_uri1[c] = sc_via_host[c] = 1;
         sc_py_space[c] = 0;
+        sc_v6[c] = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f') ||
+                   c == ':' || c == '.';
     }
     for (const char *p = tok; *p; p++)
         sc_token[(unsigned char)*p] = 1;
@@ -199,15 +202,57 @@ static inline int sc_ruri_clean(const unsigned char *u, Py_ssize_t n)
     return 1;
 }
 
+/* ---------------------------------------------------------------- host [":" port] */
+/* The host of uri.SIP_URI_FAST and headers._VIA_FAST at p[*i]: an IPv6 reference
+ * "\[[0-9A-Fa-f:.]+\]" (host without its brackets, as both give it: no check that it is a
+ * valid address), else a run of `plain` characters (a class without '['). Then the optional
+ * ":[0-9]{1,5}"; *port is its value, or -1 when there is none or it is above 65535 (both
+ * give None then). 1 with *i after it, 0 when there is no host of that shape (an empty one,
+ * an unclosed or empty bracket, a ':' without digits). Six or more digits are not refused
+ * here: the caller sees a digit at *i, which no caller accepts. */
+static inline int sc_hostport(const unsigned char *p, Py_ssize_t n, Py_ssize_t *i,
+                              const unsigned char *plain, Py_ssize_t *ha, Py_ssize_t *hb,
+                              long *port)
+{
+    Py_ssize_t k = *i;
+    if (k < n && p[k] == '[') {
+        *ha = ++k;
+        while (k < n && sc_v6[p[k]])
+            k++;
+        if (k == *ha || k >= n || p[k] != ']')
+            return 0;
+        *hb = k++;
+    } else {
+        *ha = k;
+        while (k < n && plain[p[k]])
+            k++;
+        if (k == *ha)
+            return 0;
+        *hb = k;
+    }
+    *port = -1;
+    if (k < n && p[k] == ':') {
+        Py_ssize_t d0 = ++k;
+        long v = 0;
+        while (k < n && p[k] >= '0' && p[k] <= '9' && k - d0 < 5)
+            v = v * 10 + (p[k++] - '0');
+        if (k == d0)
+            return 0;
+        *port = v > 65535 ? -1 : v;
+    }
+    *i = k;
+    return 1;
+}
+
 /* ---------------------------------------------------------------- SIP URI (SIP_URI_FAST) */
 typedef struct {
     Py_ssize_t user_a, user_b; /* user_a < 0: no '@' */
-    Py_ssize_t host_a, host_b;
+    Py_ssize_t host_a, host_b; /* an IPv6 reference's host without its brackets */
     long port; /* -1: none or out of range */
 } sc_uri_parts;
 
-/* 1 when u[0:n] fully matches uri.SIP_URI_FAST without an IPv6 host; fills parts (offsets
- * into u). */
+/* 1 when u[0:n] fully matches uri.SIP_URI_FAST (sip:[user@]host[:port][;params], the host a
+ * name or an IPv6 reference); fills parts (offsets into u). */
 static inline int sc_sip_uri_fast(const unsigned char *u, Py_ssize_t n, sc_uri_parts *out)
 {
     if (n < 5 || memcmp(u, "sip:", 4) != 0)
@@ -228,22 +273,8 @@ static inline int sc_sip_uri_fast(const unsigned char *u, Py_ssize_t n, sc_uri_p
         out->user_b = at;
         i = at + 1;
     }
-    out->host_a = i;
-    while (i < n && sc_uri1[u[i]])
-        i++;
-    out->host_b = i;
-    if (out->host_b == out->host_a)
+    if (!sc_hostport(u, n, &i, sc_uri1, &out->host_a, &out->host_b, &out->port))
         return 0;
-    out->port = -1;
-    if (i < n && u[i] == ':') {
-        Py_ssize_t d0 = ++i;
-        long port = 0;
-        while (i < n && u[i] >= '0' && u[i] <= '9' && i - d0 < 5)
-            port = port * 10 + (u[i++] - '0');
-        if (i == d0)
-            return 0;
-        out->port = port > 65535 ? -1 : port;
-    }
     if (i < n) {
         if (u[i] != ';')
             return 0;
@@ -263,9 +294,28 @@ typedef struct {
     Py_ssize_t t_a, t_b;
 } sc_name_addr;
 
-/* headers.parse_name_addr(value) for its fast shape with a sip: URI (SIP_URI_FAST) and simple
- * header parameters: 1 with the parts (offsets into v), 0 when the Python code must read it.
- * The display name still needs text.text() (UTF-8 when valid) when it is not ASCII. */
+/* The tag of header parameters v[p+1:b] (after the ';' at v[p]) as headers.header_params'
+ * simple path keeps it (o->tag, o->t_a, o->t_b): 0 when it would take its general path (a
+ * '"', SP or HT). */
+static inline int sc_name_addr_tag(const unsigned char *v, Py_ssize_t p, Py_ssize_t b,
+                                   sc_name_addr *o)
+{
+    const unsigned char *pp = v + p + 1;
+    Py_ssize_t pn = b - p - 1;
+    if (sc_has_quote_or_ws(pp, pn))
+        return 0; /* header_params' general path */
+    Py_ssize_t ta = 0, tb = 0;
+    sc_last_param(pp, pn, "tag", 3, &o->tag, &ta, &tb);
+    o->t_a = ta + p + 1;
+    o->t_b = tb + p + 1;
+    return 1;
+}
+
+/* headers.parse_name_addr(value) for its usual shapes with a sip: URI (SIP_URI_FAST) and
+ * simple header parameters: name-addr (_NAME_ADDR_FAST), or addr-spec without a display name
+ * (_parse_name_addr_general: the URI up to the first ';', header parameters after it, RFC
+ * 3261 20.10). 1 with the parts (offsets into v), 0 when the Python code must read it. The
+ * display name still needs text.text() (UTF-8 when valid) when it is not ASCII. */
 static inline int sc_parse_name_addr(const unsigned char *v, Py_ssize_t n0, sc_name_addr *o)
 {
     Py_ssize_t a = 0, b = n0;
@@ -282,12 +332,20 @@ static inline int sc_parse_name_addr(const unsigned char *v, Py_ssize_t n0, sc_n
     o->tag = 0;
     o->t_a = o->t_b = a;
     if (lt < 0) {
-        /* addr-spec without parameters: the whole value is the URI */
-        for (Py_ssize_t i = a; i < b; i++)
-            if (v[i] == ';' || v[i] == '"')
-                return 0;
+        /* addr-spec: uri_text is the value up to the first ';', stripped */
+        Py_ssize_t semi = b;
+        for (Py_ssize_t i = a; i < b; i++) {
+            if (v[i] == '"')
+                return 0; /* a display name, or the parameters' general path */
+            if (v[i] == ';' && semi == b)
+                semi = i;
+        }
         o->u_a = a;
-        o->u_b = b;
+        o->u_b = semi;
+        while (o->u_b > a && sc_ws(v[o->u_b - 1]))
+            o->u_b--;
+        if (semi < b && !sc_name_addr_tag(v, semi, b, o))
+            return 0;
     } else {
         if (v[a] == '"') {
             Py_ssize_t q = a + 1;
@@ -324,25 +382,17 @@ static inline int sc_parse_name_addr(const unsigned char *v, Py_ssize_t n0, sc_n
         Py_ssize_t p = gt + 1;
         while (p < b && sc_ws(v[p]))
             p++;
-        if (p < b) {
-            if (v[p] != ';')
-                return 0;
-            const unsigned char *pp = v + p + 1;
-            Py_ssize_t pn = b - p - 1;
-            if (sc_has_quote_or_ws(pp, pn))
-                return 0; /* header_params' general path */
-            Py_ssize_t ta = 0, tb = 0;
-            sc_last_param(pp, pn, "tag", 3, &o->tag, &ta, &tb);
-            o->t_a = ta + p + 1;
-            o->t_b = tb + p + 1;
-        }
+        if (p < b && (v[p] != ';' || !sc_name_addr_tag(v, p, b, o)))
+            return 0;
     }
     return sc_sip_uri_fast(v + o->u_a, o->u_b - o->u_a, &o->uri);
 }
 
 /* ---------------------------------------------------------------- Via branch */
-/* headers.parse_via(value).branch for one via-parm of the usual shape: 1 with the branch in
- * v[*a:*b] (empty when there is none), 0 when the Python code must read it. */
+/* headers.parse_via(value).branch for one via-parm of the usual shape (headers._VIA_FAST:
+ * sent-by a name or an IPv6 reference): 1 with the branch in v[*a:*b] (empty when there is
+ * none), 0 when the Python code must read it (also for any ',': parse_via reads one
+ * via-parm, and a Via header line's top one is sc_top_via_branch's). */
 static inline int sc_via_branch(const unsigned char *v, Py_ssize_t n, Py_ssize_t *a,
                                 Py_ssize_t *b)
 {
@@ -350,24 +400,17 @@ static inline int sc_via_branch(const unsigned char *v, Py_ssize_t n, Py_ssize_t
     if (n < 11 || memcmp(v, "SIP/2.0/", 8) != 0)
         return 0;
     if (memchr(v, ',', (size_t)n) != NULL)
-        return 0; /* several via-parms: message.vias splits them first */
+        return 0; /* parse_via would read the rest as parameters */
     Py_ssize_t i = 8;
     while (i < n && ((v[i] | 32) >= 'a' && (v[i] | 32) <= 'z'))
         i++;
     if (i == 8 || i >= n || v[i] != ' ')
         return 0;
-    Py_ssize_t h = ++i;
-    while (i < n && sc_via_host[v[i]])
-        i++;
-    if (i == h)
+    i++;
+    Py_ssize_t ha, hb;
+    long port;
+    if (!sc_hostport(v, n, &i, sc_via_host, &ha, &hb, &port))
         return 0;
-    if (i < n && v[i] == ':') {
-        Py_ssize_t d0 = ++i;
-        while (i < n && v[i] >= '0' && v[i] <= '9' && i - d0 < 5)
-            i++;
-        if (i == d0)
-            return 0;
-    }
     if (i == n)
         return 1;
     if (v[i] != ';')
@@ -383,6 +426,42 @@ static inline int sc_via_branch(const unsigned char *v, Py_ssize_t n, Py_ssize_t
         *a = pa + i + 1;
         *b = pb + i + 1;
     }
+    return 1;
+}
+
+/* The branch of the top Via of a Via header value, message.vias[0].branch for one value:
+ * sc_via_branch of the value when it has no ','; else headers.split_commas' simple path (no
+ * '"' or '<' in the value: split at every ',', strip SP/HT, drop empty parts), then
+ * sc_via_branch of the first part. 1 with the branch in
+ * v[*a:*b], 0 when the Python code must read it (among others when that part is not of
+ * the usual shape: parse_via might give None and vias[0] be a later one). */
+static inline int sc_top_via_branch(const unsigned char *v, Py_ssize_t n, Py_ssize_t *a,
+                                    Py_ssize_t *b)
+{
+    if (memchr(v, ',', (size_t)n) == NULL)
+        return sc_via_branch(v, n, a, b); /* message.vias: parse_via(value) as it is */
+    Py_ssize_t pa = 0, pb = 0;
+    int seen = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (v[i] == '"' || v[i] == '<')
+            return 0; /* split_commas' careful path */
+    for (Py_ssize_t i = 0; i <= n && !seen; i++) {
+        if (i == n || v[i] == ',') {
+            Py_ssize_t x = pa, y = i;
+            sc_strip_ws(v, &x, &y);
+            if (x < y) {
+                pa = x;
+                pb = y;
+                seen = 1;
+            } else {
+                pa = i + 1;
+            }
+        }
+    }
+    if (!seen || !sc_via_branch(v + pa, pb - pa, a, b))
+        return 0;
+    *a += pa;
+    *b += pa;
     return 1;
 }
 
