@@ -229,7 +229,6 @@ def test_unusual_shapes_fall_back():
         ok.replace(b"Expires: 3600", b"Expires: 36\r00"),  # a CR inside a line
         ok.replace(b"CSeq: 2", b"CSeq: -2"),  # negative CSeq: _cseq_odd
         ok.replace(b"CSeq: 2", b"CSeq: 12345678901"),  # more than 10 digits
-        ok + b"OPTIONS sip:a SIP/2.0\r\n\r\n",  # bytes after the body
         ok.replace(b"sip:192.0.2.10 SIP", b"tel:+4930123 SIP"),
         ok.replace(b"sip:192.0.2.10 SIP", b"sip:[2001:db8::10 SIP"),  # unclosed IPv6 reference
         ok.replace(b"UDP 198.51.100.7:5060", b"UDP [2001:db8::1]5060"),
@@ -249,6 +248,16 @@ def test_unusual_shapes_fall_back():
     assert check(long_name)  # any other header, however long its name
     body = ok.replace(b"Content-Length: 0", b"Content-Length: 4") + b"\xc3\xa9\x00\xff"
     assert check(body)  # any bytes in the body
+    for extra, anomaly in [  # bytes after the body: another message, or a mismatch
+        (b"OPTIONS sip:a SIP/2.0\r\n\r\n", "multiple_messages"),
+        (b"\r\nSIP/2.0 200", "multiple_messages"),
+        (b"\r\n" * 2042 + b"\nSIP/2.0 2000", "multiple_messages"),  # '$' at byte 4096
+        (b"\r\n" * 2043 + b"SIP/2.0 200", "content_length_mismatch"),  # past its 4096 bytes
+        (b"v=0\r\n", "content_length_mismatch"),
+        (b"SIP/2.0 2000", "content_length_mismatch"),
+    ]:
+        assert check(ok + extra), extra[-40:]
+        assert _native.scan(ok + extra)["anomalies"] == anomaly, extra[-40:]
     with pytest.raises(TypeError):
         _native.scan("text")
     assert _native.scan(b"") is None and _native.scan(b"SIP/2.0 200 OK\r\n\r\n") is not None

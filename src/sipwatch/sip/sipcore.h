@@ -742,20 +742,87 @@ static inline int sc_scan_head(const unsigned char *d, Py_ssize_t n, int ascii_o
     return 1;
 }
 
+/* ---------------------------------------------------------------- looks_like_sip */
+/* "SIP/" (any case) "[0-9]+\.[0-9]+" at p[i]: the index after it, or -1. */
+static inline Py_ssize_t sc_sip_version_at(const unsigned char *p, Py_ssize_t n, Py_ssize_t i)
+{
+    if (n - i < 4 || sc_lower(p[i]) != 's' || sc_lower(p[i + 1]) != 'i' ||
+        sc_lower(p[i + 2]) != 'p' || p[i + 3] != '/')
+        return -1;
+    i += 4;
+    Py_ssize_t a = i;
+    while (i < n && p[i] >= '0' && p[i] <= '9')
+        i++;
+    if (i == a || i >= n || p[i] != '.')
+        return -1;
+    a = ++i;
+    while (i < n && p[i] >= '0' && p[i] <= '9')
+        i++;
+    return i == a ? -1 : i;
+}
+
+/* message.looks_like_sip(p[0:n]): message._START_LINE.match(data, 0, 4096), that is
+ *   [\r\n]*(?:TOKEN+[ \t]+[^ \t\r\n]+[ \t]+SIP/d+.d+[ \t]*\r?\n
+ *          |SIP/d+.d+[ \t]+[0-9]{3}(?:[ \t\r\n]|$))
+ * on the first 4096 bytes ('$' matches there too). Every run is taken whole: a shorter one
+ * would leave a character the next part cannot start with, so nothing backtracks. */
+static inline int sc_looks_like_sip(const unsigned char *p, Py_ssize_t n)
+{
+    if (n > 4096)
+        n = 4096;
+    Py_ssize_t i = 0;
+    while (i < n && (p[i] == '\r' || p[i] == '\n'))
+        i++;
+    const Py_ssize_t s = i;
+    while (i < n && sc_token[p[i]]) /* request line */
+        i++;
+    if (i > s && i < n && sc_ws(p[i])) {
+        while (i < n && sc_ws(p[i]))
+            i++;
+        Py_ssize_t u = i;
+        while (i < n && !sc_ws(p[i]) && p[i] != '\r' && p[i] != '\n')
+            i++;
+        if (i > u && i < n && sc_ws(p[i])) {
+            while (i < n && sc_ws(p[i]))
+                i++;
+            i = sc_sip_version_at(p, n, i);
+            if (i >= 0) {
+                while (i < n && sc_ws(p[i]))
+                    i++;
+                if (i < n && p[i] == '\r')
+                    i++;
+                if (i < n && p[i] == '\n')
+                    return 1;
+            }
+        }
+    }
+    i = sc_sip_version_at(p, n, s); /* status line */
+    if (i < 0 || i >= n || !sc_ws(p[i]))
+        return 0;
+    while (i < n && sc_ws(p[i]))
+        i++;
+    if (n - i < 3)
+        return 0;
+    for (int k = 0; k < 3; k++, i++)
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+    return i == n || sc_ws(p[i]) || p[i] == '\r' || p[i] == '\n';
+}
+
 /* ---------------------------------------------------------------- check (message._check) */
 enum {
     SC_A_MISSING_VIA, SC_A_LONG_VIA, SC_A_MISSING_FROM, SC_A_LONG_FROM, SC_A_UNBALANCED_QUOTES,
     SC_A_MISSING_TO, SC_A_LONG_TO, SC_A_MISSING_CALL_ID, SC_A_LONG_CALL_ID, SC_A_LONG_CONTACT,
     SC_A_DUPLICATE_HEADER, SC_A_MISSING_CSEQ, SC_A_CSEQ_INVALID, SC_A_CSEQ_TOO_LARGE,
     SC_A_CSEQ_METHOD_MISMATCH, SC_A_CONTENT_LENGTH_MISSING, SC_A_CONTENT_LENGTH_INVALID,
-    SC_A_CONTENT_LENGTH_MISMATCH, SC_A_BODY_TOO_LARGE, SC_A_COUNT
+    SC_A_CONTENT_LENGTH_MISMATCH, SC_A_BODY_TOO_LARGE, SC_A_MULTIPLE_MESSAGES, SC_A_COUNT
 };
 static const char *const sc_anomaly_names[SC_A_COUNT] = {
     "missing_via", "long_via", "missing_from", "long_from", "unbalanced_quotes", "missing_to",
     "long_to", "missing_call_id", "long_call_id", "long_contact", "duplicate_header",
     "missing_cseq", "cseq_invalid", "cseq_too_large", "cseq_method_mismatch",
     "content_length_missing", "content_length_invalid", "content_length_mismatch",
-    "body_too_large",
+    "body_too_large", "multiple_messages",
 };
 
 /* What the checks read of one header: how many values it has, the first, the longest. */
@@ -781,7 +848,7 @@ typedef struct {
 
 /* message._check for a message sc_scan_head accepted (terminated, no earlier anomaly), from
  * its headers hv[SC_K_*] (count 0: absent): 1 when *r holds its results, 0 when the Python
- * code must decide (unusual CSeq number, bytes after the body, ...). d[0:n]: the message,
+ * code must decide (a CSeq number that is not 1..10 ASCII digits). d[0:n]: the message,
  * body at body_at; m[0:m_len]: the request method. */
 static inline int sc_check(const sc_header *hv, const unsigned char *d, Py_ssize_t n,
                            Py_ssize_t body_at, const unsigned char *m, Py_ssize_t m_len,
@@ -899,7 +966,8 @@ static inline int sc_check(const sc_header *hv, const unsigned char *d, Py_ssize
             if (cl < (unsigned long long)blen) {
                 Py_ssize_t end = body_at + (Py_ssize_t)cl;
                 if (!sc_only_of(d + end, n - end, "\r\n\t "))
-                    return 0; /* another message or a mismatch: looks_like_sip decides */
+                    SC_ADD(sc_looks_like_sip(d + end, n - end) ? SC_A_MULTIPLE_MESSAGES
+                                                                : SC_A_CONTENT_LENGTH_MISMATCH);
                 r->body_b = end;
             } else if (cl > (unsigned long long)blen) {
                 SC_ADD(SC_A_CONTENT_LENGTH_MISMATCH);

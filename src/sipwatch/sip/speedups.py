@@ -26,8 +26,9 @@ or SIPWATCH_NO_SPEEDUPS is set; the functions are then None.
 
 parse_head's result also carries message._check's results for the message: (...,
 body_at, anomalies, cseq_num, cseq_method, content_length, body), the last five None when
-the shape needs the Python code (a CSeq number that is not 1..10 ASCII digits, bytes after
-the body that are not whitespace, a non-str value).
+the shape needs the Python code (a CSeq number that is not 1..10 ASCII digits, a non-str
+value). Bytes after a shorter Content-Length's body are multiple_messages when they start
+like a SIP message (looks_like_sip), else content_length_mismatch, as _check says.
 """
 
 from __future__ import annotations
