@@ -272,9 +272,15 @@ def test_field_functions_examples():
     assert na("sip:a@[::1]:5060 ;transport=udp;TAG=2") == (
         "", "sip:a@[::1]:5060", "sip", "a", "::1", 5060, "2",
     )  # fmt: skip
+    # a '"' in a display name that does not start with it: the general parser's plain display
+    assert na('\\"arik\\" <sip:816666@h>;tag=64') == (
+        '\\"arik\\"', "sip:816666@h", "sip", "816666", "h", None, "64",
+    )  # fmt: skip
+    assert na('a"b <sip:h>')[0] == 'a"b'
     for odd in [
         "sip:%61@h",
         "tel:+1",
+        'Bob" < sip:a@h>',  # the general parser strips the URI text; the C does not read it
         "sip:a:pw@h",
         '"a\\"b" <sip:h>',
         "<sip:[::1>",  # unclosed, empty, not hex, doubled, trailing, a port without digits
@@ -335,7 +341,9 @@ def pick(draw, usual: list[str], odd: list[str]) -> str:
 @st.composite
 def name_addr_values(draw):
     disp = pick(
-        draw, ["", '"Bob" ', '"Bob"', "Bob ", '""', "Bob"], ['"\xc3\xa9" ', "\xe9 ", '"a\\"b" ']
+        draw,
+        ["", '"Bob" ', '"Bob"', "Bob ", '""', "Bob", '\\"arik\\" ', 'a"b" ', 'x"'],
+        ['"\xc3\xa9" ', "\xe9 ", '"a\\"b" ', 'a"\xc3\xa9" ', 'a"<b" '],
     )
     user = pick(draw, ["", "100@", "a.b-c@"], ["@", "%41@", "u:p@", "a@b@"])
     host = pick(

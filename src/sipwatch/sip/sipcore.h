@@ -312,7 +312,8 @@ static inline int sc_name_addr_tag(const unsigned char *v, Py_ssize_t p, Py_ssiz
 }
 
 /* headers.parse_name_addr(value) for its usual shapes with a sip: URI (SIP_URI_FAST) and
- * simple header parameters: name-addr (_NAME_ADDR_FAST), or addr-spec without a display name
+ * simple header parameters: name-addr (_NAME_ADDR_FAST; a display name with a '"' that is not
+ * its first character: _parse_name_addr_general), or addr-spec without a display name
  * (_parse_name_addr_general: the URI up to the first ';', header parameters after it, RFC
  * 3261 20.10). 1 with the parts (offsets into v), 0 when the Python code must read it. The
  * display name still needs text.text() (UTF-8 when valid) when it is not ASCII. */
@@ -365,9 +366,9 @@ static inline int sc_parse_name_addr(const unsigned char *v, Py_ssize_t n0, sc_n
             o->d_a = a + 1;
             o->d_b = q;
         } else {
-            for (Py_ssize_t i = a; i < lt; i++)
-                if (v[i] == '"')
-                    return 0;
+            /* everything before the first '<', stripped: the regex's plain display, or with a
+             * '"' in it (not first) _parse_name_addr_general's, which reads it the same way;
+             * its URI is then stripped, which changes nothing that SIP_URI_FAST reads */
             o->d_a = a;
             o->d_b = lt;
             sc_strip_ws(v, &o->d_a, &o->d_b);
