@@ -233,10 +233,11 @@ def test_unusual_shapes_fall_back():
         ok.replace(b"Expires: 3600", b"Expires: 36\r00"),  # a CR inside a line
         ok.replace(b"CSeq: 2", b"CSeq: -2"),  # negative CSeq: _cseq_odd
         ok.replace(b"CSeq: 2", b"CSeq: 12345678901"),  # more than 10 digits
-        ok + b"OPTIONS sip:a SIP/2.0\r\n\r\n",  # bytes after the body
-        ok.replace(b"sip:192.0.2.10 SIP", b"sip:192.0.2.10;transport=udp SIP"),  # ruri params
         ok.replace(b"sip:192.0.2.10 SIP", b"tel:+4930123 SIP"),
-        ok.replace(b"UDP 198.51.100.7:5060", b"UDP [2001:db8::1]:5060"),  # IPv6 Via
+        ok.replace(b"sip:192.0.2.10 SIP", b"sip:[2001:db8::10 SIP"),  # unclosed IPv6 reference
+        ok.replace(b"UDP 198.51.100.7:5060", b"UDP [2001:db8::1]5060"),
+        ok.replace(b"Via: SIP", b"Via: junk, SIP"),  # vias[0]: parse_via decides about "junk"
+        ok.replace(b"Via: SIP", b'Via: SIP/2.0/UDP h, "x" SIP'),  # split_commas' careful path
         ok.replace(b'From: "1001"', b'From: "10\\"01"'),  # escaped quote in a display name
         ok.replace(b'username="1001"', b'username="10,01"'),  # quoted comma in digest
         ok.replace(b"REGISTER sip", b"REGISTER  sip"),  # start line whitespace
@@ -251,9 +252,69 @@ def test_unusual_shapes_fall_back():
     assert check(long_name)  # any other header, however long its name
     body = ok.replace(b"Content-Length: 0", b"Content-Length: 4") + b"\xc3\xa9\x00\xff"
     assert check(body)  # any bytes in the body
+    for extra, anomaly in [  # bytes after the body: another message, or a mismatch
+        (b"OPTIONS sip:a SIP/2.0\r\n\r\n", "multiple_messages"),
+        (b"\r\nSIP/2.0 200", "multiple_messages"),
+        (b"\r\n" * 2042 + b"\nSIP/2.0 2000", "multiple_messages"),  # '$' at byte 4096
+        (b"\r\n" * 2043 + b"SIP/2.0 200", "content_length_mismatch"),  # past its 4096 bytes
+        (b"v=0\r\n", "content_length_mismatch"),
+        (b"SIP/2.0 2000", "content_length_mismatch"),
+    ]:
+        assert check(ok + extra), extra[-40:]
+        assert _native.scan(ok + extra)["anomalies"] == anomaly, extra[-40:]
     with pytest.raises(TypeError):
         _native.scan("text")
     assert _native.scan(b"") is None and _native.scan(b"SIP/2.0 200 OK\r\n\r\n") is not None
+
+
+def test_ipv6_uri_params_and_via_lists():
+    """IPv6 references (request-URI, From, To, Contact, Via sent-by), URI parameters, a Via
+    line of several via-parms: the fields the Python parser gives for them."""
+    base = bench_samples()[0]
+    v6 = (
+        base.replace(b"REGISTER sip:192.0.2.10 SIP", b"REGISTER sip:[2001:db8:5060::10] SIP")
+        .replace(b"UDP 198.51.100.7:5060", b"TCP [3bd0:6555::d4c]:42797")
+        .replace(b"@192.0.2.10>", b"@[2001:db8:5060::10]>")
+        .replace(b"@198.51.100.7:5060>", b"@[3bd0:6555::d4c]:42797>")
+    )
+    assert v6.count(b"[") == 5
+    got = _native.scan(v6)
+    assert check(v6) and got["ruri"] == "sip:[2001:db8:5060::10]" and got["ruri_user"] == ""
+    assert (got["from_user"], got["to_user"], got["via_branch"]) == (
+        "1001", "1001", "z9hG4bK-2471795231",
+    )  # fmt: skip
+    assert got["contact"].startswith("<sip:1001@[3bd0:6555::d4c]:42797>")
+    cases = {  # request-URI -> its user
+        b"sip:100@[2001:db8::1]:5060": "100",
+        b"sip:100@192.0.2.10;transport=udp": "100",
+        b"sip:+4930123@h;user=phone;transport=UDP": "+4930123",
+        b"sip:[::1];lr": "",
+        b"sip:a@[::ffff:192.0.2.1]:99999;x": "a",  # a port above 65535 is None, the user stays
+    }
+    for ruri, user in cases.items():
+        data = base.replace(b"sip:192.0.2.10 SIP", ruri + b" SIP")
+        assert check(data) and _native.scan(data)["ruri_user"] == user, ruri
+    # addr-spec From/To: the URI ends at the first ';', the rest are header parameters
+    data = base.replace(b'"1001"<sip:1001@192.0.2.10>;tag=', b"sip:1001@[2001:db8::1];tag=")
+    assert data != base and check(data)
+    assert (_native.scan(data)["from_user"], _native.scan(data)["from_tag"]) == (
+        "1001", "3130303133393330393634",
+    )  # fmt: skip
+    via = b"Via: ,SIP/2.0/UDP [2001:db8::1];branch=top;received=2001:db8::1 , SIP/2.0/UDP h"
+    data = base.replace(b"Via: SIP/2.0/UDP", via + b";branch=2, SIP/2.0/UDP")
+    assert check(data) and _native.scan(data)["via_branch"] == "top"
+
+
+def test_display_name_with_a_quote_inside():
+    """A display name that has a '"' but does not start with one (a softphone of the public
+    captures escapes its quotes outside a quoted string) is read as the Python parser does."""
+    base = bench_samples()[0]
+    data = base.replace(b'From: "1001"<sip', b'From: \\"arik\\" <sip')
+    assert data != base
+    got = _native.scan(data)
+    assert check(data) and (got["from_display"], got["from_user"]) == ('\\"arik\\"', "1001")
+    odd = base.replace(b'From: "1001"<sip', b'From: a"b <sip')  # unbalanced: an anomaly
+    assert check(odd) and _native.scan(odd)["anomalies"] == "unbalanced_quotes"
 
 
 def test_header_name_spellings():
@@ -296,6 +357,15 @@ SEEDS = [
     b"l: 3\r\n\r\nv=0",
     b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: a <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\n"
     b"Call-ID: x\r\nCSeq: 3 BYE\r\n\r\n",
+    b"REGISTER sip:[2001:db8:5060::10] SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP [3bd0:6555::d4c]:42797;branch=z9hG4bKc2;rport\r\n"
+    b'From: "639" <sip:639@[2001:db8:5060::10]>;tag=3633\r\nTo: "639" <sip:639@[2001:db8::10]>\r\n'
+    b"Call-ID: 8674\r\nCSeq: 1 REGISTER\r\nContact: <sip:639@[3bd0:6555::d4c]:42797>\r\n"
+    b"User-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n",
+    b"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP [21f5::30b9]:5060;branch=z9hG4bKf;rport=5060;"
+    b"received=21f5::30b9, SIP/2.0/UDP 192.0.2.1;branch=2\r\nFrom: sip:a@[2001:db8::10];tag=61\r\n"
+    b"To: <sip:a@[2001:db8::10];user=phone>;tag=85\r\nCall-ID: 5596\r\nCSeq: 1 REGISTER\r\n"
+    b"Server: Asterisk PBX 18.12.1\r\nContent-Length: 0\r\n\r\n",
 ]
 _HEADER_NAMES = [
     "Via", "v", "From", "f", "To", "t", "Call-ID", "i", "CSeq", "Contact", "m", "Content-Type",
@@ -310,6 +380,11 @@ _VALUES = [
     '"\\\\" <sip:a@h>', "Digest username=u, realm=r", 'Digest username="", realm="r"',
     "Digest nonce=1", 'Basic realm="x"', "\xe9", "\xc3\xa9", "a\x00b", "a\tb", "x" * 9000,
     "application/sdp", "<sip:a@h>, <sip:b@h>", "*",
+    "<sip:[::1]>", "sip:a@[2001:db8::1]:5060;tag=9", "<sip:a@[::1>", "<sip:[]>", "<sip:[::1]]>",
+    "<sip:a@[::1]:5060;transport=udp>;tag=v6", "<sip:[g::1]>", "sip:[::1]:;tag=1",
+    "SIP/2.0/UDP [::1]:5060;branch=b6", "SIP/2.0/UDP [::1;branch=b", "SIP/2.0/UDP []",
+    "SIP/2.0/UDP h;branch=1,SIP/2.0/UDP g;branch=2", ",, SIP/2.0/UDP [::1];branch=3 ,",
+    "x, SIP/2.0/UDP h;branch=4", 'SIP/2.0/UDP h;branch=5, SIP/2.0/UDP g;x="y"',
 ]  # fmt: skip
 _CSEQ = [
     f"{n}{sp}{m}"
@@ -370,7 +445,9 @@ def mutated_messages(draw) -> bytes:
                     [start.lower(), start + " ", "SIP/2.0 180 Ringing", "SIP/2.0 200",
                      "SIP/2.0 099 x", "SIP/2.0 404 Not \xe9", "SIP/2.0 486 \tBusy\t",
                      "OPTIONS sip:100@h SIP/2.0", "FOO sip:x@y SIP/2.0", "A%B sip:y SIP/2.0",
-                     "INVITE sip:a@b;lr SIP/2.0", "INVITE sips:a@b SIP/2.0"]
+                     "INVITE sip:a@b;lr SIP/2.0", "INVITE sips:a@b SIP/2.0",
+                     "INVITE sip:a@[::1]:5060;user=phone SIP/2.0", "OPTIONS sip:[::1] SIP/2.0",
+                     "INVITE sip:a@[::1 SIP/2.0", "INVITE sip:a@[::1]x SIP/2.0"]
                 )
             )  # fmt: skip
     for h in headers:
@@ -389,6 +466,121 @@ def mutated_messages(draw) -> bytes:
 @given(mutated_messages())
 def test_mutated_messages(data):
     check(data)
+
+
+# IPv6 references, URI parameters and Via lines of several via-parms, usual and malformed
+_V6 = ["[2001:db8::1]", "[::1]", "[::ffff:192.0.2.1]", "[2001:DB8:0:0:0:0:0:A]", "[3bd0::d4c]"]
+_V6_ODD = [
+    "[2001:db8::1", "2001:db8::1]", "[]", "[g::1]", "[::1]]", "[[::1]]", "[::1]x", "[ ::1]",
+    "[::1]@h", "::1", "[::1]:", "[::1]:123456", "[::1]:x", "[::1];]", "[::1];x=[",
+]  # fmt: skip
+_HOSTS = ["192.0.2.10", "pbx.example", "h", *_V6]
+_PORTS = ["", ":5060", ":0", ":65535", ":65536", ":99999"]
+_URI_PARAMS = ["", ";transport=udp", ";user=phone", ";transport=UDP;lr", ";lr", ";maddr=h"]
+_URI_PARAMS_ODD = [";maddr=[::1]", ";a b", "?h=v", ';a="b"', ";%41", ";a@b", ";a,b"]
+_USERS = ["", "100@", "+4930123@", "@", "a.b-c@"]
+_USERS_ODD = ["%41@", "a:pw@", "a[1]@", "a@b@", "a b@"]
+
+
+def pick(draw, usual: list[str], odd: list[str], odds: int) -> str:
+    """A usual choice, or with a chance of 1 in `odds` (0: never) a malformed one (which the
+    scanner must refuse or get right)."""
+    bad = odds > 0 and draw(st.integers(1, odds)) == 1
+    return draw(st.sampled_from(odd if bad else usual))
+
+
+@st.composite
+def sip_uris(draw, odds: int) -> str:
+    scheme = pick(draw, ["sip:"], ["sips:", "SIP:", "tel:"], odds)
+    user = pick(draw, _USERS, _USERS_ODD, odds)
+    host = pick(draw, _HOSTS, _V6_ODD, odds)
+    port = pick(draw, _PORTS, [":", ":x", ":123456"], odds)
+    return scheme + user + host + port + pick(draw, _URI_PARAMS, _URI_PARAMS_ODD, odds)
+
+
+@st.composite
+def name_addrs(draw, odds: int) -> str:
+    uri = draw(sip_uris(odds))
+    params = pick(
+        draw,
+        ["", ";tag=1a", ";TAG=Q", ";tag", ";x=1;tag=z", ";tag=a;tag=b", ";", " ;tag=7"],
+        [";tag=a b", ';tag="q"', ";tag=1,x", ";tag=[::1]"],
+        odds,
+    )
+    display = pick(
+        draw,
+        ["", '"639" ', '"639"', "Bob ", '"a b" ', '\\"arik\\" '],
+        ['"a\\"b" ', '"x', 'a"b ', 'x"y"<z" '],
+        odds,
+    )
+    if display or draw(st.booleans()):
+        return f"{display}<{uri}>{params}"
+    return uri + params  # addr-spec: the first ';' ends the URI
+
+
+@st.composite
+def via_lines(draw, odds: int) -> str:
+    parts = []
+    for _ in range(draw(st.integers(1, 3))):
+        host = pick(draw, _HOSTS, _V6_ODD, odds)
+        host += pick(draw, ["", ":5060", ":42797"], [":", ":1x"], odds)
+        params = pick(
+            draw,
+            ["", ";branch=z9hG4bK1", ";branch=b;rport", ";rport=5060;branch=v6;received=::1",
+             ";Branch=B", ";received=2001:db8::1;branch=z9"],
+            [";branch=a b", ';branch="q"', " ;branch=1", ";branch=(c)"],
+            odds,
+        )  # fmt: skip
+        transport = pick(draw, ["UDP", "TCP", "tls"], ["", "U1"], odds)
+        via = f"SIP/2.0/{transport} {host}{params}"
+        parts.append(pick(draw, [via], ["", " ", "junk", "<a,b>"], odds))
+    seps = [pick(draw, [",", ", ", " ,"], [",,", ', "q",', "\t, "], odds) for _ in parts[1:]]
+    return "".join(p + sep for p, sep in zip(parts[:-1], seps, strict=True)) + parts[-1]
+
+
+@st.composite
+def shaped_messages(draw) -> bytes:
+    odds = draw(st.sampled_from([0, 40, 12, 4]))  # how often a part is a malformed one
+    method = draw(st.sampled_from(["REGISTER", "INVITE", "OPTIONS"]))
+    if draw(st.integers(0, 3)):
+        start = f"{method} {draw(sip_uris(odds))} SIP/2.0"
+    else:
+        start = draw(st.sampled_from(["SIP/2.0 401 Unauthorized", "SIP/2.0 403 Forbidden"]))
+    lines = [start]
+    lines += [f"Via: {draw(via_lines(odds))}" for _ in range(draw(st.integers(1, 2)))]
+    lines += [
+        f"{draw(st.sampled_from(['From', 'f']))}: {draw(name_addrs(odds))}",
+        f"{draw(st.sampled_from(['To', 't']))}: {draw(name_addrs(odds))}",
+        "Call-ID: 867443786285",
+        f"CSeq: 1 {method}",
+        f"Contact: {draw(name_addrs(odds))}",
+        "User-Agent: friendly-scanner",
+        "Content-Length: 0",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+@settings(max_examples=1500, deadline=None)
+@given(shaped_messages())
+def test_shaped_messages(data):
+    check(data)
+
+
+def test_usual_shapes_are_all_handled():
+    """Every usual combination of host, port and URI parameters is handled (and right)."""
+    base = SEEDS[-2]  # an IPv6 REGISTER
+    for host in _HOSTS:
+        for port in _PORTS:
+            for uparams in _URI_PARAMS:
+                for user in _USERS:
+                    uri = f"sip:{user}{host}{port}{uparams}".encode()
+                    data = base.replace(b"sip:[2001:db8:5060::10] SIP", uri + b" SIP")
+                    data = data.replace(b"<sip:639@[2001:db8:5060::10]>", b"<" + uri + b">")
+                    data = data.replace(b"[3bd0:6555::d4c]:42797;", f"{host}{port};".encode())
+                    assert data.count(uri) == 2 and check(data), data[:200]
+                    # addr-spec: URI parameters become the header's, the user stays
+                    addr_spec = data.replace(b'"639" <' + uri + b">;tag", uri + b";tag")
+                    assert addr_spec != data and check(addr_spec), addr_spec[:200]
 
 
 @settings(max_examples=500, deadline=None)

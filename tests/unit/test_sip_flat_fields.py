@@ -50,7 +50,9 @@ def test_rfc4475_corpus() -> None:
 
 
 USERS = st.sampled_from(["100", "alice", "+4930123", "a%20b", "", "j.doe", "0900123"])
-HOSTS = st.sampled_from(["192.0.2.1", "pbx.example.com", "[2001:db8::1]", "h:5060"])
+HOSTS = st.sampled_from(
+    ["192.0.2.1", "pbx.example.com", "[2001:db8::1]", "h:5060", "[::1]:5062", "[::1", "[x]"]
+)
 DISPLAYS = st.sampled_from(["", '"100"', '"sipvicious"', "Bob", '"a \\"q\\" b"', '"\xc3\xa9"'])
 PARAMS = st.sampled_from(["", ";tag=abc", ";tag=3431", ";tag", ";x=1;tag=z", ";TAG=Q", ";lr"])
 
@@ -72,6 +74,10 @@ VIAS = st.sampled_from([
     "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1;rport",
     "SIP/2.0/TCP h;rport=5;branch=z9hG4bKx,SIP/2.0/UDP other;branch=2",
     "SIP/2.0/UDP [2001:db8::1]:5060;received=1.2.3.4;branch=Z9HG4BK",
+    "SIP/2.0/UDP [2001:db8::1]:5060;branch=v6;received=2001:db8::1, SIP/2.0/TCP h;branch=2",
+    ", SIP/2.0/UDP h;branch=after-empty,",
+    "garbage, SIP/2.0/UDP h;branch=after-garbage",
+    "SIP/2.0/UDP [2001:db8::1;branch=unclosed",
     "SIP/2.0/UDP h ; branch = spaced",
     "SIP/2.0/UDP h;BRANCH=upper",
     "SIP/2.0/UDP h",
@@ -90,7 +96,9 @@ AUTHS = st.sampled_from([
 @settings(max_examples=400, deadline=None)
 @given(
     st.sampled_from(["INVITE sip:{u}@192.0.2.1 SIP/2.0", "REGISTER sip:192.0.2.1 SIP/2.0",
-                     "SIP/2.0 401 Unauthorized", "OPTIONS sip:{u}@h;transport=udp SIP/2.0"]),
+                     "SIP/2.0 401 Unauthorized", "OPTIONS sip:{u}@h;transport=udp SIP/2.0",
+                     "INVITE sip:{u}@[2001:db8::1]:5060;user=phone SIP/2.0",
+                     "REGISTER sip:[2001:db8::1] SIP/2.0"]),
     USERS, name_addrs(), name_addrs(), VIAS, AUTHS,
     st.sampled_from(["Authorization", "Proxy-Authorization", "X-None"]),
 )  # fmt: skip

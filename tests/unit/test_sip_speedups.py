@@ -259,19 +259,57 @@ def test_field_functions_examples():
     )  # fmt: skip
     assert na("sip:100@1.1.1.1") == ("", "sip:100@1.1.1.1", "sip", "100", "1.1.1.1", None, None)
     assert na("Alice <sip:h>") == ("Alice", "sip:h", "sip", "", "h", None, None)
+    # IPv6 references: the host without its brackets, as the Python parser gives it
+    assert na("<sip:[::1]>") == ("", "sip:[::1]", "sip", "", "::1", None, None)
+    assert na('"6" <sip:6@[2001:db8::1]:5062;transport=tcp>;tag=x') == (
+        "6", "sip:6@[2001:db8::1]:5062;transport=tcp", "sip", "6", "2001:db8::1", 5062, "x",
+    )  # fmt: skip
+    assert na("sip:6@[2001:DB8::A]:99999") == (
+        "", "sip:6@[2001:DB8::A]:99999", "sip", "6", "2001:DB8::A", None, None,
+    )  # fmt: skip
+    # addr-spec: the URI ends at the first ';', header parameters follow (RFC 3261 20.10)
+    assert na("sip:a@h;tag=1") == ("", "sip:a@h", "sip", "a", "h", None, "1")
+    assert na("sip:a@[::1]:5060 ;transport=udp;TAG=2") == (
+        "", "sip:a@[::1]:5060", "sip", "a", "::1", 5060, "2",
+    )  # fmt: skip
+    # a '"' in a display name that does not start with it: the general parser's plain display
+    assert na('\\"arik\\" <sip:816666@h>;tag=64') == (
+        '\\"arik\\"', "sip:816666@h", "sip", "816666", "h", None, "64",
+    )  # fmt: skip
+    assert na('a"b <sip:h>')[0] == 'a"b'
     for odd in [
         "sip:%61@h",
-        "<sip:[::1]>",
         "tel:+1",
+        'Bob" < sip:a@h>',  # the general parser strips the URI text; the C does not read it
         "sip:a:pw@h",
-        "sip:a@h;tag=1",
         '"a\\"b" <sip:h>',
+        "<sip:[::1>",  # unclosed, empty, not hex, doubled, trailing, a port without digits
+        "<sip:[]>",
+        "<sip:[g::1]>",
+        "<sip:[::1]]>",
+        "<sip:[::1]x>",
+        "<sip:[::1]:>",
+        "<sip:a[1]@h>",
+        "<sip:h;maddr=[::1]>",
+        "sip:a@h;tag=a b",  # header parameters that need header_params' general path
+        'sip:a@h;tag="1"',
+        ";tag=1",
     ]:
         assert na(odd) is None, odd
         check_name_addr(odd)
     assert speedups.via_branch("SIP/2.0/UDP h:5060;rport;BRANCH=z9hG4bK1") == "z9hG4bK1"
     assert speedups.via_branch("SIP/2.0/UDP h:5060") == ""
-    assert speedups.via_branch("SIP/2.0/UDP [::1]:5060;branch=1") is None
+    assert speedups.via_branch("SIP/2.0/UDP [::1]:5060;branch=1") == "1"
+    assert speedups.via_branch("SIP/2.0/TCP [2001:db8::7];received=2001:db8::7;branch=b") == "b"
+    for odd in [
+        "SIP/2.0/UDP [::1;branch=1",
+        "SIP/2.0/UDP []:5060;branch=1",
+        "SIP/2.0/UDP [::1]5060;branch=1",
+        "SIP/2.0/UDP [::1]:;branch=1",
+        "SIP/2.0/UDP h;branch=1, SIP/2.0/UDP g",  # one via-parm: parse_via reads it all
+    ]:
+        assert speedups.via_branch(odd) is None, odd
+        check_via(odd)
     du = speedups.digest_user_realm
     assert du('Digest username="1001", realm="asterisk", nonce="n"') == ("1001", "asterisk")
     assert du('Digest username="a,b", realm="r"') is None  # quoted comma: the careful parser
@@ -303,12 +341,22 @@ def pick(draw, usual: list[str], odd: list[str]) -> str:
 @st.composite
 def name_addr_values(draw):
     disp = pick(
-        draw, ["", '"Bob" ', '"Bob"', "Bob ", '""', "Bob"], ['"\xc3\xa9" ', "\xe9 ", '"a\\"b" ']
+        draw,
+        ["", '"Bob" ', '"Bob"', "Bob ", '""', "Bob", '\\"arik\\" ', 'a"b" ', 'x"'],
+        ['"\xc3\xa9" ', "\xe9 ", '"a\\"b" ', 'a"\xc3\xa9" ', 'a"<b" '],
     )
     user = pick(draw, ["", "100@", "a.b-c@"], ["@", "%41@", "u:p@", "a@b@"])
-    host = pick(draw, ["h", "192.0.2.1", "H.example"], ["[::1]", "h,x", "", "h>"])
+    host = pick(
+        draw,
+        ["h", "192.0.2.1", "H.example", "[::1]", "[2001:db8::1]", "[::ffff:192.0.2.1]"],
+        ["h,x", "", "h>", "[::1", "[]", "[g::1]", "[::1]]", "[::1]x", "[ ::1]", "::1]", "[[::1]]"],
+    )
     port = pick(draw, ["", ":5060", ":0"], [":99999", ":123456", ":x", ":"])
-    uparams = pick(draw, ["", ";transport=udp", ";lr", ";a=b;c"], [";a b", ";a?b", "?x=y"])
+    uparams = pick(
+        draw,
+        ["", ";transport=udp", ";lr", ";a=b;c", ";user=phone", ";maddr=192.0.2.1"],
+        [";a b", ";a?b", "?x=y", ";maddr=[::1]", ";a=%41"],
+    )
     scheme = pick(draw, ["sip:"], ["SIP:", "sips:", "tel:", ""])
     params = pick(
         draw,
@@ -326,14 +374,30 @@ def via_values(draw):
     proto = pick(draw, ["SIP/2.0/"], ["sip/2.0/", "SIP / 2.0 / ", "SIP/2.0"])
     transport = pick(draw, ["UDP", "tcp", "TLS"], ["", "U1"])
     sep = pick(draw, [" "], ["  ", "\t", ""])
-    host = pick(draw, ["h", "192.0.2.1", "h.example"], ["[::1]", "a b", "h(c)", ""])
+    host = pick(
+        draw,
+        ["h", "192.0.2.1", "h.example", "[::1]", "[2001:DB8::a]"],
+        ["a b", "h(c)", "", "[::1", "[]", "[x]", "[::1]]", "[::1]h", "::1"],
+    )
     port = pick(draw, ["", ":5060"], [":99999", ":123456", ":", ":x"])
     params = pick(
         draw,
-        ["", ";branch=z9hG4bK1", ";rport;branch=1", ";Branch", ";", ";branch=a;branch=b"],
-        [';branch="x"', ";branch=1 ", ",SIP/2.0/UDP x", "x", " ;branch=1"],
-    )
+        ["", ";branch=z9hG4bK1", ";rport;branch=1", ";Branch", ";", ";branch=a;branch=b",
+         ";received=2001:db8::1;branch=z9"],
+        [';branch="x"', ";branch=1 ", ",SIP/2.0/UDP x", "x", " ;branch=1", " (c);branch=1"],
+    )  # fmt: skip
     return proto + transport + sep + host + port + params
+
+
+@st.composite
+def via_lines(draw):
+    """A Via header value of one or more via-parms (empty ones and odd separators too)."""
+    parts = draw(st.lists(st.one_of(via_values(), st.sampled_from(["", " ", "x"])), min_size=1,
+                          max_size=4))  # fmt: skip
+    out = parts[0]
+    for part in parts[1:]:
+        out += pick(draw, [",", ", ", " , "], [",,", "\t,", ', "x",', ",<a,b>,"]) + part
+    return out
 
 
 @st.composite
@@ -411,8 +475,14 @@ def messages(draw):
         else:
             value = draw(
                 st.one_of(
-                    _PIECES, name_addr_values(), via_values(), digest_values(), _TEXT, _ODD_VALUES
-                )
+                    _PIECES,
+                    name_addr_values(),
+                    via_values(),
+                    via_lines(),
+                    digest_values(),
+                    _TEXT,
+                    _ODD_VALUES,
+                )  # fmt: skip
             )
         value = value.replace("\r", "").replace("\n", "")  # mostly no bare CR/LF in values
         if draw(st.integers(0, 39)) == 0:
@@ -444,6 +514,14 @@ def test_generated_name_addrs(value):
 @given(st.one_of(via_values(), _PIECES))
 def test_generated_vias(value):
     check_via(value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(via_lines(), st.sampled_from(["sip:a", "sip:a@[::1]:5060;transport=tcp", "sip:[::1"]))
+def test_generated_via_lines(value, ruri):
+    """flat()'s top branch of a Via line of several via-parms is message.vias[0]'s."""
+    data = f"OPTIONS {ruri} SIP/2.0\r\nVia: {value}\r\nVia: SIP/2.0/UDP n;branch=2nd\r\n\r\n"
+    check_all_fields(data.encode("latin-1"))
 
 
 @settings(max_examples=400, deadline=None)
@@ -481,6 +559,16 @@ def test_check_results_and_fall_backs():
         b"CSeq: 1 INVITE\r\n\r\nv=0\r\n": (["content_length_missing"], 1, "INVITE", None,
                                           b"v=0\r\n"),
         b"CSeq: 1 INVITE\r\nl: 1\r\n\r\na\r\n \t": ([], 1, "INVITE", 1, b"a"),
+        # bytes after the body: another message (looks_like_sip) or a mismatch
+        b"CSeq: 1 INVITE\r\nl: 0\r\n\r\nOPTIONS sip:a SIP/2.0\r\n\r\n": (
+            ["multiple_messages"], 1, "INVITE", 0, b"",
+        ),
+        b"CSeq: 1 INVITE\r\nl: 2\r\n\r\nv=\r\nSIP/2.0 200": (
+            ["multiple_messages"], 1, "INVITE", 2, b"v=",
+        ),
+        b"CSeq: 1 INVITE\r\nl: 2\r\n\r\nv=0\r\no=x": (
+            ["content_length_mismatch"], 1, "INVITE", 2, b"v=",
+        ),
     }  # fmt: skip
     for tail, want in cases.items():
         got = speedups.parse_head(head + tail)
@@ -489,12 +577,50 @@ def test_check_results_and_fall_backs():
     for tail in [
         b"CSeq: -1 INVITE\r\n\r\n",  # negative: _cseq_odd
         b"CSeq: 12345678901 INVITE\r\n\r\n",  # more than 10 digits
-        b"CSeq: 1 INVITE\r\nl: 0\r\n\r\nOPTIONS sip:a SIP/2.0\r\n\r\n",  # looks_like_sip decides
     ]:
         got = speedups.parse_head(head + tail)
         assert got is not None and got[8:] == (None,) * 5, tail
         assert check_head(head + tail)
-    assert parse(head + tail).anomalies == ["multiple_messages"]
+
+
+# what can follow a body shorter than the whole: start lines (message._START_LINE), near
+# misses, truncated ones, at and across looks_like_sip's 4096-byte window
+_WS_RUN = st.sampled_from([b" "] * 8 + [b"\t", b" \t ", b"", b"\r"])
+_VERSION = st.sampled_from(
+    [b"SIP/2.0"] * 8 + [b"sip/12.34", b"SiP/2.0", b"SIP/2", b"SIP/.0", b"SIP2.0", b"SIP/2."]
+)
+
+
+@st.composite
+def after_body(draw) -> bytes:
+    lead = draw(st.sampled_from([b""] * 3 + [b"\r\n", b"\n\n\r", b"\r\n\r\n", b" ", b"x"]))
+    if draw(st.booleans()):
+        method = draw(st.sampled_from([b"INVITE"] * 4 + [b"A%B", b"x", b"", b"IN/VITE", b"\xff"]))
+        uri = draw(st.sampled_from([b"sip:a@b"] * 4 + [b"*", b"\xe9", b"", b"a\rb"]))
+        eol = draw(st.sampled_from([b"\r\n"] * 4 + [b"\n", b"\r", b"", b"\r\r\n", b"x\r\n"]))
+        line = method + draw(_WS_RUN) + uri + draw(_WS_RUN) + draw(_VERSION)
+        line += draw(st.sampled_from([b"", b" ", b"\t "])) + eol
+    else:
+        code = draw(st.sampled_from([b"200"] * 4 + [b"2000", b"20", b"2x0", b"099"]))
+        line = draw(_VERSION) + draw(_WS_RUN) + code
+        line += draw(st.sampled_from([b"", b" OK", b"\r\n", b"\n", b"\t", b"0", b"x"]))
+    cut = draw(st.integers(0, 3))
+    line = line[: len(line) - cut] if draw(st.integers(0, 3)) == 0 else line
+    tail = draw(st.sampled_from([b"", b"\r\n\r\n", b"Via: x\r\n\r\n"]))
+    pad = draw(st.sampled_from([0] * 6 + [2038, 2040, 2041, 2042, 2043, 2044]))  # 4096 bytes
+    return pad * b"\r\n" + lead + line + tail
+
+
+@settings(max_examples=600, deadline=None)
+@given(after_body(), st.integers(0, 3))
+def test_bytes_after_the_body(after, length):
+    """multiple_messages or content_length_mismatch, as message.looks_like_sip tells them."""
+    body = b"v=0\r\n"[:length]
+    data = (
+        b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nCSeq: 1 INVITE\r\n"
+        b"Content-Length: %d\r\n\r\n" % length + body + after
+    )
+    check_all_fields(data)
 
 
 def test_flat_examples():
@@ -510,12 +636,23 @@ def test_flat_examples():
     }
     want = ("300", "Bob", "100", "a", "200", "", "z9b", "\xe9", "u", "r")
     assert flat(h, "sip:300@h") == want
+    # request-URI parameters and IPv6 references; the top via-parm of a line of several
+    h = {"via": [" , SIP/2.0/UDP [2001:db8::1]:5060;branch=top ,SIP/2.0/UDP h;branch=2"]}
+    assert flat(h, "sip:300@[2001:db8::1]:5060;user=phone")[:1] + flat(h, "")[6:7] == (
+        "300", "top",
+    )  # fmt: skip
+    assert flat({}, "sip:[::1];transport=udp")[0] == ""
     for odd_h, odd_ruri in [
         ({"from": ["<tel:1>"]}, ""),  # the Python field parsers decide
-        ({"via": ["SIP/2.0/UDP [::1]"]}, ""),
+        ({"via": ["SIP/2.0/UDP [::1"]}, ""),
+        ({"via": ["garbage, SIP/2.0/UDP h;branch=2"]}, ""),  # vias[0] may be a later part
+        ({"via": ['SIP/2.0/UDP h;branch=1, SIP/2.0/UDP g;x="y"']}, ""),  # careful split
+        ({"via": [","]}, ""),
         ({"user-agent": ["\u20ac"]}, ""),
         ({"via": "not a list"}, ""),
         ({}, "sip:a@h;x?y"),
+        ({}, "sip:a@[::1"),
+        ({}, "sips:a@h"),
     ]:
         assert flat(odd_h, odd_ruri) is None, (odd_h, odd_ruri)
     assert flat([], "") is None and flat({}, 1) is None

@@ -79,15 +79,16 @@ int sw_scan(const unsigned char *d, Py_ssize_t n, sw_msg *m, char *scratch)
     if (!sc_check(hv, d, n, h.body_at, d, h.m_len, h.is_request, &cr))
         return 0;
 
-    /* flat(): request-URI user (the fast path reads the whole request-URI as a SIP URI) */
+    /* flat(): request-URI user, parse_uri(ruri).user when uri.SIP_URI_FAST reads it whole
+     * (what _ruri_user gives, through name_addr or ruri_uri) */
     sw_str ruri_user = SW_STR_EMPTY;
     if (h.is_request) {
         const unsigned char *u = d + h.u_at;
-        sc_name_addr na;
-        if (!sc_parse_name_addr(u, h.u_len, &na) || na.u_a != 0 || na.u_b != h.u_len)
+        sc_uri_parts up;
+        if (!sc_sip_uri_fast(u, h.u_len, &up))
             return 0;
-        if (na.uri.user_a >= 0)
-            ruri_user = slice(u + na.uri.user_a, na.uri.user_b - na.uri.user_a);
+        if (up.user_a >= 0)
+            ruri_user = slice(u + up.user_a, up.user_b - up.user_a);
     }
     sw_str from_display, from_user, from_tag, to_display, to_user, to_tag;
     if (!name_addr_fields(&hv[SC_K_FROM], &from_display, &from_user, &from_tag) ||
@@ -96,7 +97,7 @@ int sw_scan(const unsigned char *d, Py_ssize_t n, sw_msg *m, char *scratch)
     sw_str branch = SW_STR_EMPTY;
     if (hv[SC_K_VIA].count) {
         Py_ssize_t a, b;
-        if (!sc_via_branch(hv[SC_K_VIA].p, hv[SC_K_VIA].n, &a, &b))
+        if (!sc_top_via_branch(hv[SC_K_VIA].p, hv[SC_K_VIA].n, &a, &b))
             return 0;
         branch = slice(hv[SC_K_VIA].p + a, b - a);
     }

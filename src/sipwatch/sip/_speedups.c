@@ -443,7 +443,9 @@ static PyObject *first_of(PyObject *headers, int k1, int k2, int *err)
 }
 
 /* flat(headers, ruri) -> SipMessage.flat()'s 10 strs, or None when any part needs the
- * Python field parsers. Composes name_addr, via_branch and digest_user_realm. */
+ * Python field parsers. Composes name_addr (From, To) and digest_user_realm; reads the
+ * request-URI with sc_sip_uri_fast (parse_uri's fast path: URI parameters included) and the
+ * top Via with sc_top_via_branch (message.vias[0]: a line of several via-parms too). */
 static PyObject *flat(PyObject *self, PyObject *args)
 {
     PyObject *headers, *ruri;
@@ -452,23 +454,25 @@ static PyObject *flat(PyObject *self, PyObject *args)
     if (!PyDict_Check(headers) || !PyUnicode_Check(ruri))
         Py_RETURN_NONE;
     PyObject *f[10] = {NULL};
-    PyObject *na[2] = {NULL, NULL}, *ru = NULL, *dg = NULL, *out = NULL;
+    PyObject *na[2] = {NULL, NULL}, *dg = NULL, *out = NULL;
     int err = 0;
-    /* request-URI user: name_addr(ruri) when it reads the whole value as its URI */
-    if (PyUnicode_GET_LENGTH(ruri) == 0) {
+    /* request-URI user: parse_uri(ruri).user when uri.SIP_URI_FAST reads it whole (what
+     * SipMessage._ruri_user gives, through name_addr or ruri_uri) */
+    Py_ssize_t rn;
+    const unsigned char *rp = ucs1(ruri, &rn);
+    if (rp == NULL)
+        goto none;
+    if (rn == 0) {
         f[0] = s_empty;
+        Py_INCREF(s_empty);
     } else {
-        ru = name_addr(self, ruri);
-        if (ru == NULL)
-            goto done;
-        if (ru == Py_None)
+        sc_uri_parts parts;
+        if (!sc_sip_uri_fast(rp, rn, &parts))
             goto none;
-        int same = PyUnicode_Compare(PyTuple_GET_ITEM(ru, 1), ruri);
-        if (same == -1 && PyErr_Occurred())
+        f[0] = parts.user_a < 0 ? (Py_INCREF(s_empty), s_empty)
+                                : latin1(rp + parts.user_a, parts.user_b - parts.user_a);
+        if (f[0] == NULL)
             goto done;
-        if (same != 0)
-            goto none;
-        f[0] = PyTuple_GET_ITEM(ru, 3);
     }
     for (int w = 0; w < 2; w++) { /* From, To: (display, user, tag) */
         PyObject *v = first_of(headers, w ? SC_K_TO : SC_K_FROM, -1, &err);
@@ -501,11 +505,14 @@ static PyObject *flat(PyObject *self, PyObject *args)
         f[6] = s_empty;
         Py_INCREF(s_empty);
     } else {
-        f[6] = via_branch(self, v); /* new reference */
+        /* the top via-parm's branch (message.vias[0]), also of a line of several */
+        Py_ssize_t vn, a, b;
+        const unsigned char *vp = ucs1(v, &vn);
+        if (vp == NULL || !sc_top_via_branch(vp, vn, &a, &b))
+            goto none;
+        f[6] = a == b ? (Py_INCREF(s_empty), s_empty) : latin1(vp + a, b - a); /* new ref */
         if (f[6] == NULL)
             goto done;
-        if (f[6] == Py_None)
-            goto none;
     }
     v = first_of(headers, SC_K_USER_AGENT, SC_K_SERVER, &err);
     if (err)
@@ -545,9 +552,9 @@ none:
     out = Py_None;
     Py_INCREF(out);
 done:
+    Py_XDECREF(f[0]);
     Py_XDECREF(f[6]);
     Py_XDECREF(f[7]);
-    Py_XDECREF(ru);
     Py_XDECREF(na[0]);
     Py_XDECREF(na[1]);
     Py_XDECREF(dg);

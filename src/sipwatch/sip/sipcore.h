@@ -40,6 +40,7 @@ static unsigned char sc_token[256];     /* message._TOKEN */
 static unsigned char sc_uri1[256];      /* SIP_URI_FAST user/host: not @:;?<>"% SP HT [ ] , */
 static unsigned char sc_uri2[256];      /* SIP_URI_FAST params: uri1 plus ':' and ';' */
 static unsigned char sc_via_host[256];  /* Via host: not SP HT ; : [ ] ( ) " , */
+static unsigned char sc_v6[256];        /* inside an IPv6 reference's brackets: [0-9A-Fa-f:.] */
 static unsigned char sc_py_space[256];  /* str.isspace() of the latin-1 character (str.split) */
 
 static inline void sc_init_tables(void)
@@ -49,6 +50,8 @@ static inline void sc_init_tables(void)
         sc_token[c] = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
         sc_uri1[c] = sc_via_host[c] = 1;
         sc_py_space[c] = 0;
+        sc_v6[c] = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f') ||
+                   c == ':' || c == '.';
     }
     for (const char *p = tok; *p; p++)
         sc_token[(unsigned char)*p] = 1;
@@ -199,15 +202,57 @@ static inline int sc_ruri_clean(const unsigned char *u, Py_ssize_t n)
     return 1;
 }
 
+/* ---------------------------------------------------------------- host [":" port] */
+/* The host of uri.SIP_URI_FAST and headers._VIA_FAST at p[*i]: an IPv6 reference
+ * "\[[0-9A-Fa-f:.]+\]" (host without its brackets, as both give it: no check that it is a
+ * valid address), else a run of `plain` characters (a class without '['). Then the optional
+ * ":[0-9]{1,5}"; *port is its value, or -1 when there is none or it is above 65535 (both
+ * give None then). 1 with *i after it, 0 when there is no host of that shape (an empty one,
+ * an unclosed or empty bracket, a ':' without digits). Six or more digits are not refused
+ * here: the caller sees a digit at *i, which no caller accepts. */
+static inline int sc_hostport(const unsigned char *p, Py_ssize_t n, Py_ssize_t *i,
+                              const unsigned char *plain, Py_ssize_t *ha, Py_ssize_t *hb,
+                              long *port)
+{
+    Py_ssize_t k = *i;
+    if (k < n && p[k] == '[') {
+        *ha = ++k;
+        while (k < n && sc_v6[p[k]])
+            k++;
+        if (k == *ha || k >= n || p[k] != ']')
+            return 0;
+        *hb = k++;
+    } else {
+        *ha = k;
+        while (k < n && plain[p[k]])
+            k++;
+        if (k == *ha)
+            return 0;
+        *hb = k;
+    }
+    *port = -1;
+    if (k < n && p[k] == ':') {
+        Py_ssize_t d0 = ++k;
+        long v = 0;
+        while (k < n && p[k] >= '0' && p[k] <= '9' && k - d0 < 5)
+            v = v * 10 + (p[k++] - '0');
+        if (k == d0)
+            return 0;
+        *port = v > 65535 ? -1 : v;
+    }
+    *i = k;
+    return 1;
+}
+
 /* ---------------------------------------------------------------- SIP URI (SIP_URI_FAST) */
 typedef struct {
     Py_ssize_t user_a, user_b; /* user_a < 0: no '@' */
-    Py_ssize_t host_a, host_b;
+    Py_ssize_t host_a, host_b; /* an IPv6 reference's host without its brackets */
     long port; /* -1: none or out of range */
 } sc_uri_parts;
 
-/* 1 when u[0:n] fully matches uri.SIP_URI_FAST without an IPv6 host; fills parts (offsets
- * into u). */
+/* 1 when u[0:n] fully matches uri.SIP_URI_FAST (sip:[user@]host[:port][;params], the host a
+ * name or an IPv6 reference); fills parts (offsets into u). */
 static inline int sc_sip_uri_fast(const unsigned char *u, Py_ssize_t n, sc_uri_parts *out)
 {
     if (n < 5 || memcmp(u, "sip:", 4) != 0)
@@ -228,22 +273,8 @@ static inline int sc_sip_uri_fast(const unsigned char *u, Py_ssize_t n, sc_uri_p
         out->user_b = at;
         i = at + 1;
     }
-    out->host_a = i;
-    while (i < n && sc_uri1[u[i]])
-        i++;
-    out->host_b = i;
-    if (out->host_b == out->host_a)
+    if (!sc_hostport(u, n, &i, sc_uri1, &out->host_a, &out->host_b, &out->port))
         return 0;
-    out->port = -1;
-    if (i < n && u[i] == ':') {
-        Py_ssize_t d0 = ++i;
-        long port = 0;
-        while (i < n && u[i] >= '0' && u[i] <= '9' && i - d0 < 5)
-            port = port * 10 + (u[i++] - '0');
-        if (i == d0)
-            return 0;
-        out->port = port > 65535 ? -1 : port;
-    }
     if (i < n) {
         if (u[i] != ';')
             return 0;
@@ -263,9 +294,29 @@ typedef struct {
     Py_ssize_t t_a, t_b;
 } sc_name_addr;
 
-/* headers.parse_name_addr(value) for its fast shape with a sip: URI (SIP_URI_FAST) and simple
- * header parameters: 1 with the parts (offsets into v), 0 when the Python code must read it.
- * The display name still needs text.text() (UTF-8 when valid) when it is not ASCII. */
+/* The tag of header parameters v[p+1:b] (after the ';' at v[p]) as headers.header_params'
+ * simple path keeps it (o->tag, o->t_a, o->t_b): 0 when it would take its general path (a
+ * '"', SP or HT). */
+static inline int sc_name_addr_tag(const unsigned char *v, Py_ssize_t p, Py_ssize_t b,
+                                   sc_name_addr *o)
+{
+    const unsigned char *pp = v + p + 1;
+    Py_ssize_t pn = b - p - 1;
+    if (sc_has_quote_or_ws(pp, pn))
+        return 0; /* header_params' general path */
+    Py_ssize_t ta = 0, tb = 0;
+    sc_last_param(pp, pn, "tag", 3, &o->tag, &ta, &tb);
+    o->t_a = ta + p + 1;
+    o->t_b = tb + p + 1;
+    return 1;
+}
+
+/* headers.parse_name_addr(value) for its usual shapes with a sip: URI (SIP_URI_FAST) and
+ * simple header parameters: name-addr (_NAME_ADDR_FAST; a display name with a '"' that is not
+ * its first character: _parse_name_addr_general), or addr-spec without a display name
+ * (_parse_name_addr_general: the URI up to the first ';', header parameters after it, RFC
+ * 3261 20.10). 1 with the parts (offsets into v), 0 when the Python code must read it. The
+ * display name still needs text.text() (UTF-8 when valid) when it is not ASCII. */
 static inline int sc_parse_name_addr(const unsigned char *v, Py_ssize_t n0, sc_name_addr *o)
 {
     Py_ssize_t a = 0, b = n0;
@@ -282,12 +333,20 @@ static inline int sc_parse_name_addr(const unsigned char *v, Py_ssize_t n0, sc_n
     o->tag = 0;
     o->t_a = o->t_b = a;
     if (lt < 0) {
-        /* addr-spec without parameters: the whole value is the URI */
-        for (Py_ssize_t i = a; i < b; i++)
-            if (v[i] == ';' || v[i] == '"')
-                return 0;
+        /* addr-spec: uri_text is the value up to the first ';', stripped */
+        Py_ssize_t semi = b;
+        for (Py_ssize_t i = a; i < b; i++) {
+            if (v[i] == '"')
+                return 0; /* a display name, or the parameters' general path */
+            if (v[i] == ';' && semi == b)
+                semi = i;
+        }
         o->u_a = a;
-        o->u_b = b;
+        o->u_b = semi;
+        while (o->u_b > a && sc_ws(v[o->u_b - 1]))
+            o->u_b--;
+        if (semi < b && !sc_name_addr_tag(v, semi, b, o))
+            return 0;
     } else {
         if (v[a] == '"') {
             Py_ssize_t q = a + 1;
@@ -307,9 +366,9 @@ static inline int sc_parse_name_addr(const unsigned char *v, Py_ssize_t n0, sc_n
             o->d_a = a + 1;
             o->d_b = q;
         } else {
-            for (Py_ssize_t i = a; i < lt; i++)
-                if (v[i] == '"')
-                    return 0;
+            /* everything before the first '<', stripped: the regex's plain display, or with a
+             * '"' in it (not first) _parse_name_addr_general's, which reads it the same way;
+             * its URI is then stripped, which changes nothing that SIP_URI_FAST reads */
             o->d_a = a;
             o->d_b = lt;
             sc_strip_ws(v, &o->d_a, &o->d_b);
@@ -324,25 +383,17 @@ static inline int sc_parse_name_addr(const unsigned char *v, Py_ssize_t n0, sc_n
         Py_ssize_t p = gt + 1;
         while (p < b && sc_ws(v[p]))
             p++;
-        if (p < b) {
-            if (v[p] != ';')
-                return 0;
-            const unsigned char *pp = v + p + 1;
-            Py_ssize_t pn = b - p - 1;
-            if (sc_has_quote_or_ws(pp, pn))
-                return 0; /* header_params' general path */
-            Py_ssize_t ta = 0, tb = 0;
-            sc_last_param(pp, pn, "tag", 3, &o->tag, &ta, &tb);
-            o->t_a = ta + p + 1;
-            o->t_b = tb + p + 1;
-        }
+        if (p < b && (v[p] != ';' || !sc_name_addr_tag(v, p, b, o)))
+            return 0;
     }
     return sc_sip_uri_fast(v + o->u_a, o->u_b - o->u_a, &o->uri);
 }
 
 /* ---------------------------------------------------------------- Via branch */
-/* headers.parse_via(value).branch for one via-parm of the usual shape: 1 with the branch in
- * v[*a:*b] (empty when there is none), 0 when the Python code must read it. */
+/* headers.parse_via(value).branch for one via-parm of the usual shape (headers._VIA_FAST:
+ * sent-by a name or an IPv6 reference): 1 with the branch in v[*a:*b] (empty when there is
+ * none), 0 when the Python code must read it (also for any ',': parse_via reads one
+ * via-parm, and a Via header line's top one is sc_top_via_branch's). */
 static inline int sc_via_branch(const unsigned char *v, Py_ssize_t n, Py_ssize_t *a,
                                 Py_ssize_t *b)
 {
@@ -350,24 +401,17 @@ static inline int sc_via_branch(const unsigned char *v, Py_ssize_t n, Py_ssize_t
     if (n < 11 || memcmp(v, "SIP/2.0/", 8) != 0)
         return 0;
     if (memchr(v, ',', (size_t)n) != NULL)
-        return 0; /* several via-parms: message.vias splits them first */
+        return 0; /* parse_via would read the rest as parameters */
     Py_ssize_t i = 8;
     while (i < n && ((v[i] | 32) >= 'a' && (v[i] | 32) <= 'z'))
         i++;
     if (i == 8 || i >= n || v[i] != ' ')
         return 0;
-    Py_ssize_t h = ++i;
-    while (i < n && sc_via_host[v[i]])
-        i++;
-    if (i == h)
+    i++;
+    Py_ssize_t ha, hb;
+    long port;
+    if (!sc_hostport(v, n, &i, sc_via_host, &ha, &hb, &port))
         return 0;
-    if (i < n && v[i] == ':') {
-        Py_ssize_t d0 = ++i;
-        while (i < n && v[i] >= '0' && v[i] <= '9' && i - d0 < 5)
-            i++;
-        if (i == d0)
-            return 0;
-    }
     if (i == n)
         return 1;
     if (v[i] != ';')
@@ -383,6 +427,42 @@ static inline int sc_via_branch(const unsigned char *v, Py_ssize_t n, Py_ssize_t
         *a = pa + i + 1;
         *b = pb + i + 1;
     }
+    return 1;
+}
+
+/* The branch of the top Via of a Via header value, message.vias[0].branch for one value:
+ * sc_via_branch of the value when it has no ','; else headers.split_commas' simple path (no
+ * '"' or '<' in the value: split at every ',', strip SP/HT, drop empty parts), then
+ * sc_via_branch of the first part. 1 with the branch in
+ * v[*a:*b], 0 when the Python code must read it (among others when that part is not of
+ * the usual shape: parse_via might give None and vias[0] be a later one). */
+static inline int sc_top_via_branch(const unsigned char *v, Py_ssize_t n, Py_ssize_t *a,
+                                    Py_ssize_t *b)
+{
+    if (memchr(v, ',', (size_t)n) == NULL)
+        return sc_via_branch(v, n, a, b); /* message.vias: parse_via(value) as it is */
+    Py_ssize_t pa = 0, pb = 0;
+    int seen = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (v[i] == '"' || v[i] == '<')
+            return 0; /* split_commas' careful path */
+    for (Py_ssize_t i = 0; i <= n && !seen; i++) {
+        if (i == n || v[i] == ',') {
+            Py_ssize_t x = pa, y = i;
+            sc_strip_ws(v, &x, &y);
+            if (x < y) {
+                pa = x;
+                pb = y;
+                seen = 1;
+            } else {
+                pa = i + 1;
+            }
+        }
+    }
+    if (!seen || !sc_via_branch(v + pa, pb - pa, a, b))
+        return 0;
+    *a += pa;
+    *b += pa;
     return 1;
 }
 
@@ -663,20 +743,87 @@ static inline int sc_scan_head(const unsigned char *d, Py_ssize_t n, int ascii_o
     return 1;
 }
 
+/* ---------------------------------------------------------------- looks_like_sip */
+/* "SIP/" (any case) "[0-9]+\.[0-9]+" at p[i]: the index after it, or -1. */
+static inline Py_ssize_t sc_sip_version_at(const unsigned char *p, Py_ssize_t n, Py_ssize_t i)
+{
+    if (n - i < 4 || sc_lower(p[i]) != 's' || sc_lower(p[i + 1]) != 'i' ||
+        sc_lower(p[i + 2]) != 'p' || p[i + 3] != '/')
+        return -1;
+    i += 4;
+    Py_ssize_t a = i;
+    while (i < n && p[i] >= '0' && p[i] <= '9')
+        i++;
+    if (i == a || i >= n || p[i] != '.')
+        return -1;
+    a = ++i;
+    while (i < n && p[i] >= '0' && p[i] <= '9')
+        i++;
+    return i == a ? -1 : i;
+}
+
+/* message.looks_like_sip(p[0:n]): message._START_LINE.match(data, 0, 4096), that is
+ *   [\r\n]*(?:TOKEN+[ \t]+[^ \t\r\n]+[ \t]+SIP/d+.d+[ \t]*\r?\n
+ *          |SIP/d+.d+[ \t]+[0-9]{3}(?:[ \t\r\n]|$))
+ * on the first 4096 bytes ('$' matches there too). Every run is taken whole: a shorter one
+ * would leave a character the next part cannot start with, so nothing backtracks. */
+static inline int sc_looks_like_sip(const unsigned char *p, Py_ssize_t n)
+{
+    if (n > 4096)
+        n = 4096;
+    Py_ssize_t i = 0;
+    while (i < n && (p[i] == '\r' || p[i] == '\n'))
+        i++;
+    const Py_ssize_t s = i;
+    while (i < n && sc_token[p[i]]) /* request line */
+        i++;
+    if (i > s && i < n && sc_ws(p[i])) {
+        while (i < n && sc_ws(p[i]))
+            i++;
+        Py_ssize_t u = i;
+        while (i < n && !sc_ws(p[i]) && p[i] != '\r' && p[i] != '\n')
+            i++;
+        if (i > u && i < n && sc_ws(p[i])) {
+            while (i < n && sc_ws(p[i]))
+                i++;
+            i = sc_sip_version_at(p, n, i);
+            if (i >= 0) {
+                while (i < n && sc_ws(p[i]))
+                    i++;
+                if (i < n && p[i] == '\r')
+                    i++;
+                if (i < n && p[i] == '\n')
+                    return 1;
+            }
+        }
+    }
+    i = sc_sip_version_at(p, n, s); /* status line */
+    if (i < 0 || i >= n || !sc_ws(p[i]))
+        return 0;
+    while (i < n && sc_ws(p[i]))
+        i++;
+    if (n - i < 3)
+        return 0;
+    for (int k = 0; k < 3; k++, i++)
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+    return i == n || sc_ws(p[i]) || p[i] == '\r' || p[i] == '\n';
+}
+
 /* ---------------------------------------------------------------- check (message._check) */
 enum {
     SC_A_MISSING_VIA, SC_A_LONG_VIA, SC_A_MISSING_FROM, SC_A_LONG_FROM, SC_A_UNBALANCED_QUOTES,
     SC_A_MISSING_TO, SC_A_LONG_TO, SC_A_MISSING_CALL_ID, SC_A_LONG_CALL_ID, SC_A_LONG_CONTACT,
     SC_A_DUPLICATE_HEADER, SC_A_MISSING_CSEQ, SC_A_CSEQ_INVALID, SC_A_CSEQ_TOO_LARGE,
     SC_A_CSEQ_METHOD_MISMATCH, SC_A_CONTENT_LENGTH_MISSING, SC_A_CONTENT_LENGTH_INVALID,
-    SC_A_CONTENT_LENGTH_MISMATCH, SC_A_BODY_TOO_LARGE, SC_A_COUNT
+    SC_A_CONTENT_LENGTH_MISMATCH, SC_A_BODY_TOO_LARGE, SC_A_MULTIPLE_MESSAGES, SC_A_COUNT
 };
 static const char *const sc_anomaly_names[SC_A_COUNT] = {
     "missing_via", "long_via", "missing_from", "long_from", "unbalanced_quotes", "missing_to",
     "long_to", "missing_call_id", "long_call_id", "long_contact", "duplicate_header",
     "missing_cseq", "cseq_invalid", "cseq_too_large", "cseq_method_mismatch",
     "content_length_missing", "content_length_invalid", "content_length_mismatch",
-    "body_too_large",
+    "body_too_large", "multiple_messages",
 };
 
 /* What the checks read of one header: how many values it has, the first, the longest. */
@@ -702,7 +849,7 @@ typedef struct {
 
 /* message._check for a message sc_scan_head accepted (terminated, no earlier anomaly), from
  * its headers hv[SC_K_*] (count 0: absent): 1 when *r holds its results, 0 when the Python
- * code must decide (unusual CSeq number, bytes after the body, ...). d[0:n]: the message,
+ * code must decide (a CSeq number that is not 1..10 ASCII digits). d[0:n]: the message,
  * body at body_at; m[0:m_len]: the request method. */
 static inline int sc_check(const sc_header *hv, const unsigned char *d, Py_ssize_t n,
                            Py_ssize_t body_at, const unsigned char *m, Py_ssize_t m_len,
@@ -820,7 +967,8 @@ static inline int sc_check(const sc_header *hv, const unsigned char *d, Py_ssize
             if (cl < (unsigned long long)blen) {
                 Py_ssize_t end = body_at + (Py_ssize_t)cl;
                 if (!sc_only_of(d + end, n - end, "\r\n\t "))
-                    return 0; /* another message or a mismatch: looks_like_sip decides */
+                    SC_ADD(sc_looks_like_sip(d + end, n - end) ? SC_A_MULTIPLE_MESSAGES
+                                                                : SC_A_CONTENT_LENGTH_MISMATCH);
                 r->body_b = end;
             } else if (cl > (unsigned long long)blen) {
                 SC_ADD(SC_A_CONTENT_LENGTH_MISMATCH);

@@ -18,13 +18,17 @@ or SIPWATCH_NO_SPEEDUPS is set; the functions are then None.
   .params.get("tag") (None when absent or without a value; .tag is ``tag or ""``).
 - via_branch(value: str) -> str | None: parse_via(value).branch for one via-parm.
 - digest_user_realm(value: str) -> (username, realm) | None: parse_digest(value)'s fields.
-- flat(headers: dict, ruri: str) -> 10-tuple | None: SipMessage.flat() from the four above
-  in one call (None when any of them would say None).
+- flat(headers: dict, ruri: str) -> 10-tuple | None: SipMessage.flat() in one call, from the
+  same C as the three above; where they are stricter than flat() needs, it reads more: the
+  request-URI's user as parse_uri gives it (so with URI parameters too), and the top
+  via-parm's branch of a Via line of several (message.vias[0]). None when any part needs the
+  Python field parsers.
 
 parse_head's result also carries message._check's results for the message: (...,
 body_at, anomalies, cseq_num, cseq_method, content_length, body), the last five None when
-the shape needs the Python code (a CSeq number that is not 1..10 ASCII digits, bytes after
-the body that are not whitespace, a non-str value).
+the shape needs the Python code (a CSeq number that is not 1..10 ASCII digits, a non-str
+value). Bytes after a shorter Content-Length's body are multiple_messages when they start
+like a SIP message (looks_like_sip), else content_length_mismatch, as _check says.
 """
 
 from __future__ import annotations
