@@ -13,7 +13,6 @@
 #define DLT_IPV6 229
 #define DLT_LINUX_SLL2 276
 #define VXLAN_PORT 4789
-#define LOOKS_LIMIT 4096
 
 void sw_link_init(sw_link *l, int dlt)
 {
@@ -52,76 +51,7 @@ static inline int be16(const unsigned char *p) { return (p[0] << 8) | p[1]; }
 
 static int is_sip_port(int port) { return port == 5060 || port == 5061; }
 
-static inline int tok(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-           (c && strchr("!%*+.`_~'-", c) != NULL);
-}
-static inline int sp(unsigned char c) { return c == ' ' || c == '\t'; }
 static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-
-/* "[Ss][Ii][Pp]/[0-9]+\.[0-9]+" at d[i]: the index after it, or -1 */
-static Py_ssize_t sip_version(const unsigned char *d, Py_ssize_t n, Py_ssize_t i)
-{
-    if (i + 4 > n || (d[i] | 32) != 's' || (d[i + 1] | 32) != 'i' || (d[i + 2] | 32) != 'p' ||
-        d[i + 3] != '/')
-        return -1;
-    i += 4;
-    Py_ssize_t a = i;
-    while (i < n && is_digit(d[i]))
-        i++;
-    if (i == a || i >= n || d[i] != '.')
-        return -1;
-    a = ++i;
-    while (i < n && is_digit(d[i]))
-        i++;
-    return i == a ? -1 : i;
-}
-
-int sw_looks_like_sip(const unsigned char *d, Py_ssize_t n)
-{
-    /* [\r\n]*(?:TOKEN+[ \t]+[^ \t\r\n]+[ \t]+SIP/d+.d+[ \t]*\r?\n
-     *         |SIP/d+.d+[ \t]+[0-9]{3}(?:[ \t\r\n]|$)) -- no branch needs backtracking */
-    if (n > LOOKS_LIMIT)
-        n = LOOKS_LIMIT; /* match(data, 0, 4096): '$' matches at 4096 too */
-    Py_ssize_t i = 0;
-    while (i < n && (d[i] == '\r' || d[i] == '\n'))
-        i++;
-    Py_ssize_t s = i;
-    /* request line */
-    while (i < n && tok(d[i]))
-        i++;
-    if (i > s && i < n && sp(d[i])) {
-        while (i < n && sp(d[i]))
-            i++;
-        Py_ssize_t u = i;
-        while (i < n && !sp(d[i]) && d[i] != '\r' && d[i] != '\n')
-            i++;
-        if (i > u && i < n && sp(d[i])) {
-            while (i < n && sp(d[i]))
-                i++;
-            i = sip_version(d, n, i);
-            if (i >= 0) {
-                while (i < n && sp(d[i]))
-                    i++;
-                if (i < n && d[i] == '\r')
-                    i++;
-                if (i < n && d[i] == '\n')
-                    return 1;
-            }
-        }
-    }
-    /* status line */
-    i = sip_version(d, n, s);
-    if (i < 0 || i >= n || !sp(d[i]))
-        return 0;
-    while (i < n && sp(d[i]))
-        i++;
-    if (i + 3 > n || !is_digit(d[i]) || !is_digit(d[i + 1]) || !is_digit(d[i + 2]))
-        return 0;
-    i += 3;
-    return i == n || sp(d[i]) || d[i] == '\r' || d[i] == '\n';
-}
 
 static Py_ssize_t find2(const unsigned char *d, Py_ssize_t n, const char *pat, Py_ssize_t m)
 {

@@ -2,6 +2,7 @@
  * with the parser's accelerator (sip/_speedups.c); this file picks the row's fields out of
  * its offsets. */
 #include "scan.h"
+#include "fastudp.h"
 
 #include "module.h"
 #include "../sip/sipcore.h"
@@ -335,3 +336,7 @@ int sw_init_scan(PyObject *module)
     scan_ready = got;
     return PyModule_AddFunctions(module, scan_methods);
 }
+
+/* message.looks_like_sip for the frame rules (fastudp.h): sipcore's, whose tables this file
+ * initialises. */
+int sw_looks_like_sip(const unsigned char *d, Py_ssize_t n) { return sc_looks_like_sip(d, n); }
