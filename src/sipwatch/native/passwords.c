@@ -1,29 +1,11 @@
 /* The password recovery in C (see passwords.h): PasswordRecovery.recover, _search, _prepare,
- * _ha2, the answered table, and sw_recover for the bulk path. Each function names the Python
- * it mirrors; detect/passwords.py is the definition. */
+ * _ha2, and sw_recover for the bulk path (the tables: passwords_tables.c). Each function names
+ * the Python it mirrors; detect/passwords.py is the definition. */
 #include "passwords_state.h"
 #include "pwtext.h"
 
 #include <stdint.h>
 #include <string.h>
-
-/* ---- scratch: one bump-allocated buffer per call --------------------------------------- */
-int sw_recovery_scratch(sw_recovery *r, size_t n)
-{
-    if (n <= r->scratch_cap)
-        return 0;
-    size_t cap = r->scratch_cap ? r->scratch_cap : 4096;
-    while (cap < n)
-        cap *= 2;
-    char *p = PyMem_Realloc(r->scratch, cap);
-    if (p == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    r->scratch = p;
-    r->scratch_cap = cap;
-    return 0;
-}
 
 static char *put(char *o, const char *p, Py_ssize_t n)
 {
@@ -65,12 +47,6 @@ static inline int hexval(unsigned char c)
 }
 
 /* ---- _ha2: H(method:uri) as hex, cached ------------------------------------------------ */
-static void free_ha2(sw_lru_node *n, void *arg)
-{
-    (void)arg;
-    PyMem_Free(n);
-}
-
 /* 1 with hex (2 * size digits) set, 0 when method or uri cannot be encoded, -1 (no memory) */
 static int ha2_of(sw_recovery *r, int kind, sw_str method, sw_str uri, char *hex, char **bump)
 {
@@ -103,7 +79,7 @@ static int ha2_of(sw_recovery *r, int kind, sw_str method, sw_str uri, char *hex
     /* bounded: attackers can send endless URIs (Python clears its cache when full; which
      * entries are kept only decides what is computed again) */
     if (r->ha2.count >= SW_HA2_CACHE_MAX)
-        free_ha2(sw_lru_pop_oldest(&r->ha2), NULL);
+        sw_pw_free_ha2(sw_lru_pop_oldest(&r->ha2), NULL);
     sw_ha2_entry *e = PyMem_Malloc(sizeof(sw_ha2_entry) + kn);
     if (e == NULL) {
         PyErr_NoMemory();
@@ -146,7 +122,8 @@ static int prepare(sw_recovery *r, const sw_digest *d, sw_str method, sw_str bod
     if (resp.n != hx)
         return 0;
     for (int i = 0; i < c->size; i++) {
-        int hi = hexval((unsigned char)resp.p[2 * i]), lo = hexval((unsigned char)resp.p[2 * i + 1]);
+        int hi = hexval((unsigned char)resp.p[2 * i]);
+        int lo = hexval((unsigned char)resp.p[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return 0;
         c->want[i] = (unsigned char)(hi << 4 | lo);
@@ -259,15 +236,6 @@ static void ha1_of(const prepared *c, sw_str prefix, sw_str pw, char *out)
 }
 
 /* ---- _search ---------------------------------------------------------------------------- */
-static void free_entry(sw_lru_node *n, void *arg)
-{
-    (void)arg;
-    sw_ha1_entry *e = (sw_ha1_entry *)n;
-    PyMem_Free(e->ha1s);
-    PyMem_Free(e->vbuf);
-    PyMem_Free(e);
-}
-
 /* The variants of user_variants(user) not in _known, each once (dict.fromkeys): into e. */
 static int make_variants(sw_recovery *r, sw_ha1_entry *e, sw_str user)
 {
@@ -339,7 +307,7 @@ static void evict(sw_recovery *r)
         sw_ha1_entry *e = (sw_ha1_entry *)sw_lru_pop_oldest(&r->ha1);
         r->ha1_count -= e->n;
         r->stats.ha1_evictions++;
-        free_entry(&e->node, NULL);
+        sw_pw_free_entry(&e->node, NULL);
     }
 }
 
@@ -369,7 +337,7 @@ static int search(sw_recovery *r, const prepared *c, sw_str prefix, sw_str user,
         if (make_variants(r, e, user) < 0 || sw_lru_insert(&r->ha1, &e->node) < 0) {
             if (!PyErr_Occurred())
                 PyErr_NoMemory();
-            free_entry(&e->node, NULL);
+            sw_pw_free_entry(&e->node, NULL);
             return -1;
         }
     }
@@ -515,85 +483,6 @@ PyObject *sw_pw_object(const sw_pw *pw)
                : pw->kind == SW_PW_CLAIM ? pw->claim
                                          : SW_STR_EMPTY;
     return PyUnicode_DecodeUTF8(t.p, t.n, "surrogatepass");
-}
-
-/* ---- _answered -------------------------------------------------------------------------- */
-static void free_answer(sw_lru_node *n, void *arg)
-{
-    (void)arg;
-    sw_answer *a = (sw_answer *)n;
-    Py_XDECREF(a->pw);
-    PyMem_Free(a);
-}
-
-PyObject *sw_recovery_answered(sw_recovery *r, long long id)
-{
-    uint64_t h = sw_lru_hash(&id, sizeof(id));
-    sw_answer *a = (sw_answer *)sw_lru_find(&r->answered, h, (const char *)&id, sizeof(id));
-    return a != NULL ? a->pw : NULL;
-}
-
-int sw_recovery_answer(sw_recovery *r, long long id, PyObject *pw)
-{
-    uint64_t h = sw_lru_hash(&id, sizeof(id));
-    sw_answer *a = (sw_answer *)sw_lru_find(&r->answered, h, (const char *)&id, sizeof(id));
-    if (a != NULL) { /* a dict keeps the key where it was */
-        Py_INCREF(pw);
-        Py_SETREF(a->pw, pw);
-        return 0;
-    }
-    a = PyMem_Malloc(sizeof(sw_answer));
-    if (a == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    a->id = id;
-    a->pw = Py_NewRef(pw);
-    a->node.hash = h;
-    a->node.key = (const char *)&a->id;
-    a->node.klen = sizeof(a->id);
-    if (sw_lru_insert(&r->answered, &a->node) < 0) {
-        free_answer(&a->node, NULL);
-        PyErr_NoMemory();
-        return -1;
-    }
-    if ((long long)r->answered.count > r->max_requests) {
-        free_answer(sw_lru_pop_oldest(&r->answered), NULL);
-        r->stats.request_evictions++;
-    }
-    return 0;
-}
-
-/* ---- state ------------------------------------------------------------------------------ */
-void sw_recovery_clear_tables(sw_recovery *r)
-{
-    sw_lru_clear(&r->ha1, free_entry, NULL);
-    sw_lru_clear(&r->answered, free_answer, NULL);
-    sw_lru_clear(&r->ha2, free_ha2, NULL);
-    r->ha1_count = 0;
-}
-
-static void free_known(sw_lru_node *n, void *arg)
-{
-    (void)arg;
-    sw_known *k = (sw_known *)n;
-    Py_XDECREF(k->c.obj);
-    PyMem_Free(k);
-}
-
-void sw_recovery_free(sw_recovery *r)
-{
-    sw_lru_free(&r->ha1, free_entry, NULL);
-    sw_lru_free(&r->answered, free_answer, NULL);
-    sw_lru_free(&r->ha2, free_ha2, NULL);
-    sw_lru_free(&r->known, free_known, NULL); /* frees every candidate */
-    PyMem_Free(r->cands);
-    r->cands = NULL;
-    r->nhead = r->ntail = 0;
-    r->ha1_count = 0;
-    PyMem_Free(r->scratch);
-    r->scratch = NULL;
-    r->scratch_cap = 0;
 }
 
 /* ---- the bulk path ---------------------------------------------------------------------- */

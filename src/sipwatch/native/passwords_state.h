@@ -104,6 +104,10 @@ PyObject *sw_recovery_answered(sw_recovery *r, long long id);
 /* answered[id] = pw, then the FIFO bound; 0 or -1 */
 int sw_recovery_answer(sw_recovery *r, long long id, PyObject *pw);
 
+/* Free an HA1 cache entry, an HA2 cache entry (sw_lru callbacks). */
+void sw_pw_free_entry(sw_lru_node *n, void *arg);
+void sw_pw_free_ha2(sw_lru_node *n, void *arg);
+
 /* Empty the tables (state only; the candidates and bounds stay). */
 void sw_recovery_clear_tables(sw_recovery *r);
 
@@ -116,5 +120,23 @@ int sw_recovery_scratch(sw_recovery *r, size_t n);
 /* The text of a str (the surrogatepass UTF-8): 0, or -1 with an exception. *keep gets a new
  * reference to an object that holds the bytes when the str's own UTF-8 cannot (NULL else). */
 int sw_text_of(PyObject *s, sw_str *out, PyObject **keep);
+
+/* The str of a text (decoded with surrogatepass), a new reference. */
+static inline PyObject *sw_text_str(sw_str t)
+{
+    return PyUnicode_DecodeUTF8(t.p, t.n, "surrogatepass");
+}
+
+/* passwords_type.c: 0, or -1 with RuntimeError when __init__ has not run; PasswordStats
+ * (borrowed, once a Recovery was made) */
+int sw_recovery_ready(sw_recovery *self);
+PyObject *sw_pw_stats_type(void);
+
+/* passwords_attrs.c: the attributes */
+extern PyGetSetDef sw_recovery_getset[];
+
+/* passwords_hooks.c: Recovery._sw_recover, and the module's test hooks (0 or -1) */
+PyObject *sw_recovery_sw_recover(sw_recovery *self, PyObject *records);
+int sw_init_passwords_hooks(PyObject *module);
 
 #endif

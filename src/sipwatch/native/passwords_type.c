@@ -1,15 +1,17 @@
 /* sipwatch._native.Recovery: the Python type around the C password recovery (see
- * passwords.h), a drop-in for sipwatch.detect.passwords.PasswordRecovery; and the test hooks
- * of its parts (hashes, parse_digest, the str operations). */
+ * passwords.h), a drop-in for sipwatch.detect.passwords.PasswordRecovery: construction,
+ * label(), recover() (its attributes: passwords_attrs.c; test hooks: passwords_hooks.c). */
 #include "passwords_state.h"
 #include "pwtext.h"
-#include "recordview.h"
-
 #include <limits.h>
-#include <time.h>
 
 /* ---- what is read from detect/passwords.py, once ---------------------------------------- */
 static PyObject *stats_type;    /* PasswordStats */
+PyObject *sw_pw_stats_type(void)
+{
+    return stats_type;
+}
+
 static PyObject *builtin_words; /* builtin_words() */
 static long long default_max_candidates, default_ha1_cache, default_max_requests;
 static PyObject *s_request_id, *s_msg, *s_headers, *s_is_request, *s_credentials, *s_method,
@@ -17,9 +19,6 @@ static PyObject *s_request_id, *s_msg, *s_headers, *s_is_request, *s_credentials
     *s_proxy_authorization, *s_sipvicious, *s_empty;
 static PyObject *s_names[SW_D_COUNT];
 sw_str sw_pw_sipvicious;
-static const char *alg_names[2 * SW_HASH_KINDS] = {
-    "MD5", "MD5-SESS", "SHA-256", "SHA-256-SESS", "SHA-512-256", "SHA-512-256-SESS",
-};
 
 /* The UTF-8 of a str without surrogates (cached in the str); 0 or -1. */
 static int sw_text_of_plain(PyObject *s, sw_str *out)
@@ -170,7 +169,8 @@ static PyObject *make_head(PyObject *candidates)
         int ok = encodable(s);
         int known = ok > 0 ? PyDict_Contains(seen, s) : 0;
         if (ok < 0 || known < 0 ||
-            (ok && !known && (PyDict_SetItem(seen, s, Py_None) < 0 || PyList_Append(head, s) < 0))) {
+            (ok && !known &&
+             (PyDict_SetItem(seen, s, Py_None) < 0 || PyList_Append(head, s) < 0))) {
             Py_DECREF(s);
             goto fail;
         }
@@ -322,7 +322,7 @@ static void Recovery_dealloc(sw_recovery *self)
     tp->tp_free((PyObject *)self);
 }
 
-static int ready(sw_recovery *self)
+int sw_recovery_ready(sw_recovery *self)
 {
     if (!self->ready) {
         PyErr_SetString(PyExc_RuntimeError, "Recovery.__init__ was not called");
@@ -399,7 +399,7 @@ static PyObject *Recovery_recover(sw_recovery *self, PyObject *args, PyObject *k
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OO:recover", kwlist, &cred, &method, &body,
                                      &svcrack))
         return NULL;
-    if (ready(self) < 0)
+    if (sw_recovery_ready(self) < 0)
         return NULL;
     PyObject *empty_bytes = body == NULL ? PyBytes_FromStringAndSize("", 0) : NULL;
     if (body == NULL && empty_bytes == NULL)
@@ -436,7 +436,7 @@ static int attr_ll(PyObject *o, PyObject *name, long long *out, int *fits)
  * request's */
 static PyObject *Recovery_label(sw_recovery *self, PyObject *record)
 {
-    if (ready(self) < 0)
+    if (sw_recovery_ready(self) < 0)
         return NULL;
     long long rid;
     int fits;
@@ -536,228 +536,6 @@ static PyObject *Recovery_call(sw_recovery *self, PyObject *args, PyObject *kwds
     return Recovery_label(self, record);
 }
 
-/* ---- attributes ------------------------------------------------------------------------- */
-static int kw_ll(PyObject *kw, const char *name, long long v)
-{
-    PyObject *o = PyLong_FromLongLong(v);
-    if (o == NULL)
-        return -1;
-    int r = PyDict_SetItemString(kw, name, o);
-    Py_DECREF(o);
-    return r;
-}
-
-/* A fresh PasswordStats with the counters (equal to PasswordRecovery.stats field by field);
- * changing it does not change the recovery's. */
-static PyObject *get_stats(sw_recovery *self, void *closure)
-{
-    (void)closure;
-    if (ready(self) < 0)
-        return NULL;
-    const sw_pw_stats *s = &self->stats;
-    PyObject *kw = PyDict_New(), *args = PyTuple_New(0), *r = NULL;
-    if (kw == NULL || args == NULL || kw_ll(kw, "requests", s->requests) < 0 ||
-        kw_ll(kw, "tried", s->tried) < 0 || kw_ll(kw, "recovered", s->recovered) < 0 ||
-        kw_ll(kw, "from_tag", s->from_tag) < 0 || kw_ll(kw, "from_digest", s->from_digest) < 0 ||
-        kw_ll(kw, "exhausted", s->exhausted) < 0 ||
-        kw_ll(kw, "unverifiable", s->unverifiable) < 0 ||
-        kw_ll(kw, "responses", s->responses) < 0 ||
-        kw_ll(kw, "ha1_evictions", s->ha1_evictions) < 0 ||
-        kw_ll(kw, "request_evictions", s->request_evictions) < 0)
-        goto done;
-    r = PyObject_Call(stats_type, args, kw);
-done:
-    Py_XDECREF(kw);
-    Py_XDECREF(args);
-    return r;
-}
-
-static PyObject *get_obj(sw_recovery *self, void *closure)
-{
-    if (ready(self) < 0)
-        return NULL;
-    PyObject *o = *(PyObject **)((char *)self + (size_t)closure);
-    return Py_NewRef(o);
-}
-
-static PyObject *text_str(sw_str t)
-{
-    return PyUnicode_DecodeUTF8(t.p, t.n, "surrogatepass");
-}
-
-/* _ha1 as PasswordRecovery keeps it: OrderedDict((algorithm, user, realm) -> (variants,
- * HA1s)), oldest first (a copy) */
-static PyObject *get_ha1(sw_recovery *self, void *closure)
-{
-    (void)closure;
-    if (ready(self) < 0)
-        return NULL;
-    PyObject *collections = PyImport_ImportModule("collections");
-    PyObject *od = collections ? PyObject_CallMethod(collections, "OrderedDict", NULL) : NULL;
-    Py_XDECREF(collections);
-    if (od == NULL)
-        return NULL;
-    for (sw_lru_node *n = self->ha1.oldest; n != NULL; n = n->newer) {
-        sw_ha1_entry *e = (sw_ha1_entry *)n;
-        int alg = (unsigned char)e->key[0];
-        uint32_t ulen;
-        memcpy(&ulen, e->key + 1, 4);
-        sw_str user = {e->key + 5, (Py_ssize_t)ulen};
-        sw_str realm = {e->key + 5 + ulen, (Py_ssize_t)(n->klen - 5 - ulen)};
-        PyObject *key = Py_BuildValue("(sNN)", alg_names[alg], text_str(user), text_str(realm));
-        PyObject *vars = PyTuple_New(e->nvar);
-        PyObject *ha1s = PyList_New(e->n);
-        int bad = key == NULL || vars == NULL || ha1s == NULL;
-        for (int i = 0; !bad && i < e->nvar; i++) {
-            PyObject *v = text_str(e->var[i].text);
-            bad = v == NULL;
-            if (!bad)
-                PyTuple_SET_ITEM(vars, i, v);
-        }
-        int hx = 2 * sw_hash_size(alg / 2);
-        for (Py_ssize_t i = 0; !bad && i < e->n; i++) {
-            PyObject *h = PyBytes_FromStringAndSize((const char *)e->ha1s + i * hx, hx);
-            bad = h == NULL;
-            if (!bad)
-                PyList_SET_ITEM(ha1s, i, h);
-        }
-        PyObject *val = bad ? NULL : PyTuple_Pack(2, vars, ha1s);
-        bad = val == NULL || PyObject_SetItem(od, key, val) < 0;
-        Py_XDECREF(key);
-        Py_XDECREF(vars);
-        Py_XDECREF(ha1s);
-        Py_XDECREF(val);
-        if (bad) {
-            Py_DECREF(od);
-            return NULL;
-        }
-    }
-    return od;
-}
-
-/* _answered: {request id: password}, oldest first (a copy) */
-static PyObject *get_answered(sw_recovery *self, void *closure)
-{
-    (void)closure;
-    if (ready(self) < 0)
-        return NULL;
-    PyObject *d = PyDict_New();
-    if (d == NULL)
-        return NULL;
-    for (sw_lru_node *n = self->answered.oldest; n != NULL; n = n->newer) {
-        sw_answer *a = (sw_answer *)n;
-        PyObject *k = PyLong_FromLongLong(a->id);
-        if (k == NULL || PyDict_SetItem(d, k, a->pw) < 0) {
-            Py_XDECREF(k);
-            Py_DECREF(d);
-            return NULL;
-        }
-        Py_DECREF(k);
-    }
-    return d;
-}
-
-static PyObject *get_ll(sw_recovery *self, void *closure)
-{
-    if (ready(self) < 0)
-        return NULL;
-    return PyLong_FromLongLong(*(long long *)((char *)self + (size_t)closure));
-}
-
-#define OFF(f) ((void *)offsetof(sw_recovery, f))
-
-/* _sw_recover(records) -> (passwords, seconds): sw_recover alone over views of labelled
- * records built beforehand (the bulk path's entry: tests and bench/bench_native_passwords.py);
- * the recovery's state changes as by label(), but nothing is written to the records. */
-static PyObject *Recovery_sw_recover(sw_recovery *self, PyObject *records)
-{
-    if (ready(self) < 0)
-        return NULL;
-    PyObject *seq = PySequence_Fast(records, "records must be a sequence");
-    if (seq == NULL)
-        return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), built = 0;
-    sw_msg *views = PyMem_Calloc((size_t)n + 1, sizeof(sw_msg));
-    sw_keep *keeps = PyMem_Calloc((size_t)n + 1, sizeof(sw_keep));
-    Py_ssize_t *ends = PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t));
-    char *text = NULL;
-    size_t used = 0, cap = 0;
-    PyObject *result = NULL, *list = NULL;
-    if (views == NULL || keeps == NULL || ends == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (; built < n; built++) {
-        if (sw_msg_from_record(PySequence_Fast_GET_ITEM(seq, built), &views[built],
-                               &keeps[built]) < 0)
-            goto done;
-    }
-    /* the passwords are copied out as the loop goes (each is valid until the next call) */
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (sw_recover((PyObject *)self, &views[i]) < 0)
-            goto done;
-        sw_str pw = views[i].password;
-        if (used + (size_t)pw.n > cap) {
-            size_t c = cap ? cap : 4096;
-            while (c < used + (size_t)pw.n)
-                c *= 2;
-            char *p = PyMem_Realloc(text, c);
-            if (p == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            text = p;
-            cap = c;
-        }
-        if (pw.n)
-            memcpy(text + used, pw.p, (size_t)pw.n);
-        used += (size_t)pw.n;
-        ends[i] = (Py_ssize_t)used;
-    }
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
-    list = PyList_New(n);
-    for (Py_ssize_t i = 0; list != NULL && i < n; i++) {
-        Py_ssize_t a = i ? ends[i - 1] : 0;
-        PyObject *v = PyUnicode_DecodeUTF8(text + a, ends[i] - a, "strict");
-        if (v == NULL)
-            Py_CLEAR(list);
-        else
-            PyList_SET_ITEM(list, i, v);
-    }
-    if (list != NULL)
-        result = Py_BuildValue("(Nd)", list, s);
-done:
-    if (keeps != NULL) {
-        for (Py_ssize_t i = 0; i <= built && i <= n; i++)
-            sw_keep_clear(&keeps[i]);
-    }
-    PyMem_Free(keeps);
-    PyMem_Free(views);
-    PyMem_Free(ends);
-    PyMem_Free(text);
-    Py_DECREF(seq);
-    return result;
-}
-
-static PyGetSetDef Recovery_getset[] = {
-    {"stats", (getter)get_stats, NULL, "PasswordStats: a snapshot of the counters", NULL},
-    {"max_candidates", (getter)get_ll, NULL, "passwords tried per message at most",
-     OFF(max_candidates)},
-    {"ha1_cache", (getter)get_ll, NULL, "HA1 values kept at most", OFF(ha1_cache)},
-    {"max_requests", (getter)get_ll, NULL, "requests remembered for their responses",
-     OFF(max_requests)},
-    {"_ha1_count", (getter)get_ll, NULL, "HA1 values in the cache", OFF(ha1_count)},
-    {"_head", (getter)get_obj, NULL, "the configured candidates (tuple)", OFF(head)},
-    {"_tail", (getter)get_obj, NULL, "the list candidates (tuple)", OFF(tail)},
-    {"_known", (getter)get_obj, NULL, "_head and _tail (frozenset)", OFF(known_set)},
-    {"_ha1", (getter)get_ha1, NULL, "the HA1 cache (a copy)", NULL},
-    {"_answered", (getter)get_answered, NULL, "request id -> password (a copy)", NULL},
-    {NULL},
-};
-
 static PyMethodDef Recovery_methods[] = {
     {"label", (PyCFunction)Recovery_label, METH_O,
      "label(record) -> record: fill record.password when the password it tried can be "
@@ -765,7 +543,7 @@ static PyMethodDef Recovery_methods[] = {
     {"recover", (PyCFunction)(void (*)(void))Recovery_recover, METH_VARARGS | METH_KEYWORDS,
      "recover(cred, method, body=b'', svcrack='') -> str: the password that gives this digest "
      "response ('' when none of the candidates does)."},
-    {"_sw_recover", (PyCFunction)Recovery_sw_recover, METH_O,
+    {"_sw_recover", (PyCFunction)sw_recovery_sw_recover, METH_O,
      "_sw_recover(records) -> (passwords, seconds): sw_recover alone over prebuilt views of "
      "labelled records (test and benchmark hook)."},
     {NULL},
@@ -783,118 +561,7 @@ PyTypeObject sw_recovery_type = {
     .tp_dealloc = (destructor)Recovery_dealloc,
     .tp_call = (ternaryfunc)Recovery_call,
     .tp_methods = Recovery_methods,
-    .tp_getset = Recovery_getset,
-};
-
-/* ---- test hooks ------------------------------------------------------------------------- */
-/* _digest_hash(kind, data) -> bytes: MD5 (0), SHA-256 (1), SHA-512/256 (2) */
-static PyObject *py_digest_hash(PyObject *mod, PyObject *args)
-{
-    (void)mod;
-    int kind;
-    Py_buffer b;
-    if (!PyArg_ParseTuple(args, "iy*", &kind, &b))
-        return NULL;
-    if (kind < 0 || kind >= SW_HASH_KINDS) {
-        PyBuffer_Release(&b);
-        PyErr_SetString(PyExc_ValueError, "unknown hash kind");
-        return NULL;
-    }
-    /* a private copy on the C heap: a read past the end is seen by AddressSanitizer */
-    unsigned char *copy = PyMem_RawMalloc(b.len ? (size_t)b.len : 1);
-    if (copy == NULL) {
-        PyBuffer_Release(&b);
-        return PyErr_NoMemory();
-    }
-    memcpy(copy, b.buf, (size_t)b.len);
-    unsigned char out[SW_HASH_MAX];
-    /* in two parts at a data-chosen split, so the streaming code is tested too */
-    size_t split = b.len ? (size_t)copy[0] % ((size_t)b.len + 1) : 0;
-    sw_hash2(kind, copy, split, copy + split, (size_t)b.len - split, out);
-    PyMem_RawFree(copy);
-    PyBuffer_Release(&b);
-    return PyBytes_FromStringAndSize((const char *)out, sw_hash_size(kind));
-}
-
-/* _parse_digest(value: str) -> {name: value} for the names the recovery reads, or None */
-static PyObject *py_parse_digest(PyObject *mod, PyObject *arg)
-{
-    (void)mod;
-    sw_str t;
-    PyObject *keep;
-    if (sw_text_of(arg, &t, &keep) < 0)
-        return NULL;
-    char *copy = PyMem_RawMalloc((size_t)t.n + 1);
-    char *scratch = PyMem_RawMalloc((size_t)t.n + 1);
-    PyObject *out = NULL;
-    if (copy == NULL || scratch == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    memcpy(copy, t.p, (size_t)t.n);
-    sw_digest d;
-    if (!sw_parse_digest((sw_str){copy, t.n}, &d, scratch)) {
-        out = Py_NewRef(Py_None);
-        goto done;
-    }
-    out = PyDict_New();
-    for (int k = 0; out != NULL && k < SW_D_COUNT; k++) {
-        PyObject *v = text_str(d.p[k]);
-        if (v == NULL || PyDict_SetItem(out, s_names[k], v) < 0)
-            Py_CLEAR(out);
-        Py_XDECREF(v);
-    }
-done:
-    PyMem_RawFree(copy);
-    PyMem_RawFree(scratch);
-    Py_XDECREF(keep);
-    return out;
-}
-
-/* _text_ops(s) -> (encode or None, len, reverse, strip, algorithm (kind, sess) or None,
- * is_auth_int): the str operations of pwtext.h */
-static PyObject *py_text_ops(PyObject *mod, PyObject *arg)
-{
-    (void)mod;
-    sw_str t;
-    PyObject *keep;
-    if (sw_text_of(arg, &t, &keep) < 0)
-        return NULL;
-    char *buf = PyMem_RawMalloc((size_t)t.n + 1), *rev = PyMem_RawMalloc((size_t)t.n + 1);
-    char *copy = PyMem_RawMalloc((size_t)t.n + 1);
-    PyObject *out = NULL;
-    if (buf == NULL || rev == NULL || copy == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    memcpy(copy, t.p, (size_t)t.n);
-    t.p = copy;
-    Py_ssize_t n = sw_text_encode(t, buf);
-    PyObject *enc = n < 0 ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize(buf, n);
-    sw_text_reverse(t, rev);
-    int kind, sess;
-    PyObject *alg = sw_text_algorithm(t, &kind, &sess) ? Py_BuildValue("(ii)", kind, sess)
-                                                        : Py_NewRef(Py_None);
-    out = Py_BuildValue("(NnNNNO)", enc, sw_text_len(t), text_str((sw_str){rev, t.n}),
-                        text_str(sw_text_strip(t)), alg,
-                        sw_text_is_auth_int(t) ? Py_True : Py_False);
-done:
-    PyMem_RawFree(buf);
-    PyMem_RawFree(rev);
-    PyMem_RawFree(copy);
-    Py_XDECREF(keep);
-    return out;
-}
-
-static PyMethodDef hooks[] = {
-    {"_digest_hash", py_digest_hash, METH_VARARGS,
-     "_digest_hash(kind, data) -> bytes: MD5 (0), SHA-256 (1), SHA-512/256 (2) (test hook)"},
-    {"_parse_digest", py_parse_digest, METH_O,
-     "_parse_digest(value) -> dict | None: parse_digest's params the recovery reads (test "
-     "hook)"},
-    {"_text_ops", py_text_ops, METH_O,
-     "_text_ops(s) -> (encode, len, reverse, strip, algorithm, is_auth_int) (test hook)"},
-    {NULL, NULL, 0, NULL},
+    .tp_getset = sw_recovery_getset,
 };
 
 static int intern_names(void)
@@ -937,7 +604,7 @@ int sw_init_passwords(PyObject *module)
 {
     if (intern_names() < 0 || PyType_Ready(&sw_recovery_type) < 0)
         return -1;
-    if (PyModule_AddFunctions(module, hooks) < 0)
+    if (sw_init_passwords_hooks(module) < 0)
         return -1;
     Py_INCREF(&sw_recovery_type);
     if (PyModule_AddObject(module, "Recovery", (PyObject *)&sw_recovery_type) < 0) {
