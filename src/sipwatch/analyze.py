@@ -163,7 +163,8 @@ def _run_native(
         store = open_store(db, background=True)
     except (CaptureError, StoreError) as exc:
         raise AnalyzeError(str(exc)) from None
-    if not analyze_native.usable(store, sources, detect=False, workers=1):
+    recovery = analyze_recovery(passwords)  # the C Recovery when it is built
+    if not analyze_native.usable(store, sources, detect=False, workers=1, recovery=recovery):
         store.close()
         return None
     stats = CaptureStats()
@@ -172,7 +173,6 @@ def _run_native(
     result.store = store
     before = dict(store.counters)
     run_id = store.start_ingest(sources)
-    recovery = analyze_recovery(passwords)
     store_errors = (StoreError, sqlite3.Error, *analyze_native.writer_errors())
     try:
         analyze_native.run(sources, store, stats, pipe_stats, result.stages, recovery, config,

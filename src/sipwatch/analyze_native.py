@@ -4,7 +4,8 @@ The C BulkAnalyzer fuses the per-message stages of the pipeline (decode, parse, 
 stage labels, store row) for the common shape of a message: one SIP message in a UDP datagram,
 or a message the Python decoder framed (TCP, tunnels, VLANs), whose head the C scanner reads.
 Every other message takes the Python pipeline at once and in order (Record, the same
-analyzers, the same store), and both share the one labeller, which is the C Labeller, so the
+analyzers, the same store), and both share the one labeller, which is the C Labeller, and the
+one password recovery, which is the C Recovery (so digest requests stay on the C path): the
 trace store ends up with exactly the rows the Python pipeline alone would store
 (tests/unit/test_native_analyze.py holds the two to it).
 
@@ -41,11 +42,20 @@ def writer_errors() -> tuple[type[BaseException], ...]:
     return (err,) if err is not None else ()
 
 
-def usable(store: Store, sources: list[str], detect: bool, workers: int | None) -> bool:
-    """True when this run can take the C bulk path."""
+def usable(
+    store: Store,
+    sources: list[str],
+    detect: bool,
+    workers: int | None,
+    recovery: PasswordRecovery | None = None,
+) -> bool:
+    """True when this run can take the C bulk path (with this password recovery: the C one)."""
     if detect or (workers is not None and workers > 1):
         return False
-    if part("BulkAnalyzer") is None or part("Labeller") is None:
+    recovery_type = part("Recovery")
+    if part("BulkAnalyzer") is None or part("Labeller") is None or recovery_type is None:
+        return False
+    if recovery is not None and not isinstance(recovery, recovery_type):
         return False
     bulk_writer = getattr(store, "bulk_writer", None)
     if bulk_writer is None:
@@ -71,7 +81,12 @@ def run(
     on_progress: Callable[[int, int, int], object] | None,
     on_warning: Callable[[str], object] | None,
 ) -> None:
-    """Analyse the one capture of `sources` into `store` (counts into the given objects)."""
+    """Analyse the one capture of `sources` into `store` (counts into the given objects).
+
+    recovery: a sipwatch._native.Recovery (analyze_recovery() makes one when it is built); the
+    Python-path records go through its label() too, so both paths share its state."""
+    if not isinstance(recovery, part("Recovery")):
+        raise TypeError("the C bulk path needs the C password recovery (sipwatch._native.Recovery)")
     labeller = part("Labeller")(config)
     writer = store.bulk_writer()  # type: ignore[attr-defined]
     pending: list[Record] = []
@@ -90,7 +105,7 @@ def run(
             pending.clear()
 
     bulk = part("BulkAnalyzer")(
-        labeller, writer, python_path, answered=recovery._answered, sensor=sensor, node=node,
+        labeller, writer, python_path, recovery=recovery, sensor=sensor, node=node,
         ncols=len(MESSAGE_COLUMNS),
     )  # fmt: skip
     ((path, kind),) = expand(sources)
@@ -124,5 +139,4 @@ def run(
     counts = bulk.counts()
     for stage, n in counts["stages"].items():
         stages[stage] = stages.get(stage, 0) + n
-    recovery.stats.responses += counts["password_responses"]
     pipe_stats.records += counts["handled"] + counts["fallbacks"]

@@ -1,13 +1,16 @@
 """`sipwatch analyze` through the C bulk path stores exactly what the Python pipeline stores.
 
 The C BulkAnalyzer (native/core.c) handles the common shapes itself and hands every other
-message to the Python pipeline in order; the Python pipeline alone is the reference. Each test
-analyses the same capture both ways and compares every stored row, the capture counters, the
-stage counts and the insert/duplicate counts.
+message to the Python pipeline in order; the Python pipeline alone (with the Python
+PasswordRecovery) is the reference. Each test analyses the same capture both ways and compares
+every stored row, the capture counters, the stage counts and the insert/duplicate counts; on
+the C path, only messages the C scanner refuses may take the Python path (digest requests
+included: their passwords are recovered in C).
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import subprocess
 import sys
@@ -17,9 +20,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pcapgen as g  # noqa: E402
-from sipwatch import analyze_native  # noqa: E402
+from sipwatch import analyze, analyze_native  # noqa: E402
 from sipwatch.analyze import run_analyze  # noqa: E402
 from sipwatch.native import part  # noqa: E402
+from sipwatch.sip.digest import build_credentials  # noqa: E402
+from sipwatch.sip.message import parse  # noqa: E402
+from sipwatch.store.schema import MESSAGE_COLUMNS  # noqa: E402
+from sipwatch.store.writer import clean_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PCAPS = ROOT / ".." / "shared" / "data" / "pcaps"
@@ -28,7 +35,33 @@ if part("BulkAnalyzer") is None:
     pytest.skip("the C bulk path (sipwatch._native) is not built", allow_module_level=True)
 
 
+class Bulk:
+    """What a BulkAnalyzer of the run did: its counts, and the messages it gave to Python."""
+
+    def __init__(self) -> None:
+        self.counts: dict = {}
+        self.fallbacks: list[bytes] = []
+        self.bulk = None
+
+    def part(self, name: str):  # noqa: ANN201
+        """analyze_native.part, with a BulkAnalyzer that notes its fallbacks."""
+        found = part(name)
+        if name != "BulkAnalyzer" or found is None:
+            return found
+
+        def make(labeller, writer, fallback, **kw):  # noqa: ANN001, ANN003, ANN202
+            def noted(raw, *args) -> None:  # noqa: ANN001, ANN002
+                self.fallbacks.append(bytes(raw))
+                fallback(raw, *args)
+
+            self.bulk = found(labeller, writer, noted, **kw)
+            return self.bulk
+
+        return make
+
+
 def _analyze(capture: Path, db: Path, native: bool, monkeypatch: pytest.MonkeyPatch, **kw):
+    bulk = Bulk()
     with monkeypatch.context() as m:
         taken: list[bool] = []
         real = analyze_native.usable
@@ -39,22 +72,49 @@ def _analyze(capture: Path, db: Path, native: bool, monkeypatch: pytest.MonkeyPa
             return ok
 
         m.setattr(analyze_native, "usable", usable)
+        m.setattr(analyze_native, "part", bulk.part)
+        if not native:  # the reference: the Python pipeline with the Python recovery
+            recovery = functools.partial(analyze.analyze_recovery, native=False)
+            m.setattr(analyze, "analyze_recovery", recovery)
         result = run_analyze([str(capture)], str(db), detect=False, workers=1, **kw)
     assert taken == [native], "the run did not take the intended path"
+    if native:
+        assert bulk.bulk is not None
+        bulk.counts = bulk.bulk.counts()
+        # only what the C scanner refuses takes the Python path
+        scan = part("scan")
+        assert all(scan(raw) is None for raw in bulk.fallbacks)
+        assert bulk.counts["fallbacks"] == len(bulk.fallbacks)
     store = result.store
     assert store is not None
     rows = store.query("SELECT * FROM messages ORDER BY ts, id")
     store.close()
-    return result, rows
+    return result, rows, bulk
 
 
-def _same(capture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **kw) -> int:
-    """Analyse twice each way; everything equal. Returns the number of stored messages."""
+def digest_requests(raws: list[bytes]) -> int:
+    """How many of these messages are digest requests (a password try)."""
+    n = 0
+    for raw in raws:
+        msg = parse(raw)
+        n += msg.is_request and msg.has_credentials and msg.credentials is not None
+    return n
+
+
+def _same(
+    capture: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    seen: dict | None = None,
+    **kw,
+) -> int:
+    """Analyse twice each way; everything equal. Returns the number of stored messages; seen
+    gets the C path's Bulk and rows."""
     ref_db, nat_db = tmp_path / "ref.sqlite", tmp_path / "native.sqlite"
     for db in (ref_db, nat_db):
         db.unlink(missing_ok=True)
-    ref, ref_rows = _analyze(capture, ref_db, False, monkeypatch, **kw)
-    nat, nat_rows = _analyze(capture, nat_db, True, monkeypatch, **kw)
+    ref, ref_rows, _ = _analyze(capture, ref_db, False, monkeypatch, **kw)
+    nat, nat_rows, bulk = _analyze(capture, nat_db, True, monkeypatch, **kw)
     assert len(nat_rows) == len(ref_rows)
     for a, b in zip(nat_rows, ref_rows, strict=True):
         assert a == b
@@ -64,10 +124,12 @@ def _same(capture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **kw) 
     assert nat.pipeline.records == ref.pipeline.records
     assert (nat.inserted, nat.duplicates) == (ref.inserted, ref.duplicates)
     # a second run stores nothing new, on both paths
-    ref2, _ = _analyze(capture, ref_db, False, monkeypatch, **kw)
-    nat2, _ = _analyze(capture, nat_db, True, monkeypatch, **kw)
+    ref2, _, _ = _analyze(capture, ref_db, False, monkeypatch, **kw)
+    nat2, _, _ = _analyze(capture, nat_db, True, monkeypatch, **kw)
     assert (nat2.inserted, nat2.duplicates) == (ref2.inserted, ref2.duplicates)
     assert (ref2.inserted, ref2.duplicates) == (0, ref.pipeline.records)
+    if seen is not None:
+        seen.update(bulk=bulk, rows=nat_rows)
     return len(ref_rows)
 
 
@@ -87,7 +149,15 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_generated_attack_capture(
     generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _same(generated, tmp_path, monkeypatch) == 40000
+    seen: dict = {}
+    assert _same(generated, tmp_path, monkeypatch, seen) == 40000
+    bulk = seen["bulk"]
+    raw = MESSAGE_COLUMNS.index("raw")
+    tries = digest_requests([row[raw] for row in seen["rows"]])
+    # the password tries stay on the C path, their passwords are there (and equal, above)
+    assert tries > 1000
+    assert digest_requests(bulk.fallbacks) < tries // 10
+    assert bulk.counts["password_responses"] > 1000
 
 
 def test_generated_attack_capture_with_sensor_node_and_wordlist(
@@ -192,3 +262,72 @@ def test_other_link_types(link: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
     cap = tmp_path / f"{link}.pcap"
     cap.write_bytes(g.pcap(frames, linktype=dlt))
     _same(cap, tmp_path, monkeypatch)
+
+
+def _password_frames() -> list[tuple[float, bytes]]:
+    """Digest requests of every kind and their answers, on the C path and on the Python path
+    (TCP, a non-ASCII head) in turns, so that the two share the recovery's state: a request
+    on one path is answered on the other, HA1s computed on one are reused on the other."""
+    a, b = "203.0.113.9", "192.0.2.1"
+    realm = "asterisk"
+    frames: list[tuple[float, bytes]] = []
+    t = 1700000000.0
+    # (password, digest options, header, method, From-tag claim, body); "caf\udce9" is the
+    # word list's Latin-1 word (hashed as its bytes, stored with U+FFFD)
+    tries = [
+        ("1234", {}, "Authorization", "REGISTER", None, b""),
+        ("caf\udce9", {"qop": "auth", "cnonce": "c1"}, "Authorization", "REGISTER", None, b""),
+        ("secret", {"algorithm": "SHA-256"}, "Authorization", "REGISTER", None, b""),
+        ("admin", {"algorithm": "MD5-sess", "qop": "auth", "cnonce": "c2"}, "Authorization",
+         "REGISTER", None, b""),
+        ("Tr0ub4dor&3", {}, "Authorization", "REGISTER", "Tr0ub4dor&3", b""),
+        ("101", {"qop": "auth-int", "cnonce": "c3"}, "Proxy-Authorization", "INVITE", None,
+         b"v=0\r\n"),
+        ("zebra-not-in-any-list", {"algorithm": "SHA-512-256-sess", "cnonce": "c4",
+                                   "qop": "auth"}, "Authorization", "REGISTER", None, b""),
+        ("1234", {"algorithm": "AKAv1-MD5"}, "Authorization", "REGISTER", "5555", b""),
+    ]  # fmt: skip
+    for i, (password, opts, header, method, claim, body) in enumerate(tries * 3):
+        user = "101"
+        ruri = f"sip:{b}" if method == "REGISTER" else f"sip:0044207946{i:04d}@{b}"
+        auth = build_credentials(user, realm, password, method, ruri, f"nonce{i}", body=body,
+                                 **opts)  # fmt: skip
+        call = f"pw{i}@x"
+        req = g.sip_request(method, ruri, call_id=call, cseq=2, body=body,
+                            extra=f"{header}: {auth}\r\nUser-Agent: friendly-scanner\r\n")  # fmt: skip
+        if claim is not None:
+            tag = (f"{user}:{claim}".encode() + b"\x01" + b"3141592653").hex()
+            req = req.replace(b";tag=1", f";tag={tag}".encode())
+        req = req.replace(b"sip:attacker@", f"sip:{user}@".encode())
+        resp = g.sip_response(200 if i % 4 == 0 else 403, "X", call_id=call)
+        resp = resp.replace(b"CSeq: 1 OPTIONS", f"CSeq: 2 {method}".encode())
+        resp = resp.replace(b"sip:attacker@", f"sip:{user}@".encode())
+        shape = i % 3
+        t += 0.5
+        if shape == 0:  # both on UDP: the C path
+            frames.append((t, g.ether_of(g.udp_packet(a, b, 5060, 5060, req))))
+        elif shape == 1:  # the request over TCP (the Python path), the answer over UDP
+            frames.append((t, g.ether_of(g.tcp_packet(a, b, 41000 + i, 5060, 1000, req))))
+        else:  # the request with a non-ASCII head (Python path)
+            odd = req.replace(b"friendly-scanner", b"friendly-scann\xc3\xa9r")
+            frames.append((t, g.ether_of(g.udp_packet(a, b, 5060, 5060, odd))))
+        t += 0.01
+        frames.append((t, g.ether_of(g.udp_packet(b, a, 5060, 5060, resp))))
+    return frames
+
+
+def test_passwords_of_every_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cap = tmp_path / "passwords.pcap"
+    frames = _password_frames()
+    cap.write_bytes(g.pcap(frames))
+    words = tmp_path / "words.txt"
+    words.write_bytes(b"# a Latin-1 word\ncaf\xe9\nadmin\n")
+    seen: dict = {}
+    assert _same(cap, tmp_path, monkeypatch, seen, wordlist=str(words)) == len(frames)
+    bulk = seen["bulk"]
+    pw = MESSAGE_COLUMNS.index("password")
+    stored = {row[pw] for row in seen["rows"]}
+    latin1 = clean_text(("caf\udce9",))[0]  # as the store writes lone surrogates
+    assert {"1234", latin1, "secret", "admin", "Tr0ub4dor&3", "101", "5555"} <= stored
+    assert 0 < digest_requests(bulk.fallbacks) < digest_requests([f for _, f in frames])
+    assert bulk.counts["password_responses"] > 0

@@ -371,12 +371,28 @@ def _matches(check: _Prepared, prefix: bytes, password: str) -> bool:
     return new(ha1 + suffix).digest() == want
 
 
-def analyze_recovery(extra: Sequence[str] = (), workers: int = 1) -> PasswordRecovery:
+def recovery_class(native: bool = True) -> type[PasswordRecovery]:
+    """PasswordRecovery, or (native, and sipwatch._native is built) its C twin
+    sipwatch._native.Recovery: a drop-in with the same passwords, state bounds and stats
+    (tests/unit/test_native_passwords.py), several times faster per digest request."""
+    if native:
+        from sipwatch.native import part  # here: sipwatch._native reads this module
+
+        cls = part("Recovery")
+        if cls is not None:
+            return cls
+    return PasswordRecovery
+
+
+def analyze_recovery(
+    extra: Sequence[str] = (), workers: int = 1, native: bool = True
+) -> PasswordRecovery:
     """The recovery `sipwatch analyze` runs: the svcrack claim, `extra` (--wordlist), username
     variants and the first ANALYZE_WORDS built-in words. Each worker of a parallel run gets its
-    share of the state bounds (results do not depend on them)."""
+    share of the state bounds (results do not depend on them). native: the C Recovery when it
+    is built (recovery_class)."""
     workers = max(1, workers)
-    return PasswordRecovery(
+    return recovery_class(native)(
         candidates=extra,
         wordlist=builtin_words()[:ANALYZE_WORDS],
         max_candidates=1 + len(extra) + 5 + ANALYZE_WORDS,

@@ -28,7 +28,7 @@ from sipwatch.actions import ActionConfigError, build_sinks, sink_stats
 from sipwatch.detect.chains import ChainTracker
 from sipwatch.detect.detector import Detector, EventAction
 from sipwatch.detect.engine import Engine, EngineConfig
-from sipwatch.detect.passwords import PasswordRecovery, load_wordlist
+from sipwatch.detect.passwords import load_wordlist, recovery_class
 from sipwatch.detect.rules import RuleError
 from sipwatch.detect.stages import LabelerConfig, StageLabeler
 from sipwatch.honeypot.accounts import Accounts
@@ -251,7 +251,8 @@ class Sensor:
                 wordlist = load_wordlist(cfg.passwords.wordlist)
             except (OSError, ValueError) as exc:
                 raise SensorError(f"cannot read the password wordlist: {exc}") from None
-        recovery = PasswordRecovery(
+        # the C twin of PasswordRecovery when it is built (same passwords, state and stats)
+        recovery = recovery_class()(
             candidates=[p for p in cfg.accounts.passwords.values() if p],
             wordlist=wordlist,
             max_candidates=cfg.passwords.max_candidates,

@@ -1,15 +1,16 @@
 /* BulkAnalyzer: the per-message stages of the pipeline fused in C for `sipwatch analyze`.
  *
  * For each message it handles: scan (sw_scan) -> Record.id (sw_record_id) -> stage labels
- * (sw_label, the labeller shared with the Python records) -> the password of an answered
- * request -> the trace-store row (sw_rowbuf_message) -> the SQLite writer thread. What it does
+ * (sw_label, the labeller shared with the Python records) -> the password (sw_recover, the
+ * recovery shared with the Python records) -> the trace-store row (sw_rowbuf_message) -> the
+ * SQLite writer thread. What it does
  * not handle goes, at once and in order, to a Python callable that runs the Python pipeline
  * for that one message (Record, analyzers, store), so the labeller sees every message in
  * capture order and the store ends up with the rows the Python pipeline alone would give
  * (tests/unit/test_native_analyze.py compares the two).
  *
- * Handled here: messages sw_scan accepts, except digest requests when passwords are recovered
- * (the Python PasswordRecovery tries the candidates). Frames: one SIP message in a UDP
+ * Handled here: every message sw_scan accepts (digest requests included: sw_recover handles
+ * every message). Frames: one SIP message in a UDP
  * datagram over IPv4/IPv6 (fastudp.h); other frames go to the Python decoder, whose record
  * factory is this object's message() (TCP streams, tunnels, VLANs, split datagrams).
  */
@@ -17,6 +18,7 @@
 #include "fastudp.h"
 #include "labeller.h"
 #include "module.h"
+#include "passwords.h"
 #include "rowbuf.h"
 #include "scan.h"
 
@@ -29,7 +31,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *labeller; /* sipwatch._native.Labeller */
     PyObject *writer;   /* sipwatch._native.SqliteWriter */
-    PyObject *answered; /* PasswordRecovery._answered (request id -> password), or NULL */
+    PyObject *recovery; /* sipwatch._native.Recovery, or NULL (no passwords recovered) */
     PyObject *fallback; /* the Python pipeline for one message */
     PyObject *sensor, *node;
     sw_str sensor_s, node_s;
@@ -78,21 +80,21 @@ static int text(PyObject *o, sw_str *s)
 
 static int bulk_init(Bulk *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"labeller", "writer", "fallback", "answered", "sensor", "node",
+    static char *kwlist[] = {"labeller", "writer", "fallback", "recovery", "sensor", "node",
                              "ncols",    "batch_rows", NULL};
-    PyObject *labeller, *writer, *fallback, *answered = Py_None;
+    PyObject *labeller, *writer, *fallback, *recovery = Py_None;
     PyObject *sensor = NULL, *node = NULL;
     int ncols = 45;
     Py_ssize_t batch_rows = 2000;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|OUUin", kwlist, &labeller, &writer,
-                                     &fallback, &answered, &sensor, &node, &ncols, &batch_rows))
+                                     &fallback, &recovery, &sensor, &node, &ncols, &batch_rows))
         return -1;
     if (!PyCallable_Check(fallback)) {
         PyErr_SetString(PyExc_TypeError, "fallback must be callable");
         return -1;
     }
-    if (answered != Py_None && !PyDict_Check(answered)) {
-        PyErr_SetString(PyExc_TypeError, "answered must be a dict or None");
+    if (recovery != Py_None && !sw_recovery_check(recovery)) {
+        PyErr_SetString(PyExc_TypeError, "recovery must be a sipwatch._native.Recovery or None");
         return -1;
     }
     if (batch_rows < 1)
@@ -100,9 +102,9 @@ static int bulk_init(Bulk *self, PyObject *args, PyObject *kw)
     Py_XSETREF(self->labeller, Py_NewRef(labeller));
     Py_XSETREF(self->writer, Py_NewRef(writer));
     Py_XSETREF(self->fallback, Py_NewRef(fallback));
-    Py_CLEAR(self->answered);
-    if (answered != Py_None)
-        self->answered = Py_NewRef(answered);
+    Py_CLEAR(self->recovery);
+    if (recovery != Py_None)
+        self->recovery = Py_NewRef(recovery);
     Py_XSETREF(self->sensor, sensor ? Py_NewRef(sensor) : PyUnicode_FromString(""));
     Py_XSETREF(self->node, node ? Py_NewRef(node) : PyUnicode_FromString(""));
     if (self->sensor == NULL || self->node == NULL)
@@ -120,7 +122,7 @@ static int bulk_traverse(Bulk *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->labeller);
     Py_VISIT(self->writer);
-    Py_VISIT(self->answered);
+    Py_VISIT(self->recovery);
     Py_VISIT(self->fallback);
     return 0;
 }
@@ -129,7 +131,7 @@ static int bulk_clear(Bulk *self)
 {
     Py_CLEAR(self->labeller);
     Py_CLEAR(self->writer);
-    Py_CLEAR(self->answered);
+    Py_CLEAR(self->recovery);
     Py_CLEAR(self->fallback);
     Py_CLEAR(self->sensor);
     Py_CLEAR(self->node);
@@ -191,24 +193,11 @@ static int finish(Bulk *self, sw_msg *m)
     if (sw_label(self->labeller, m) < 0)
         return -1;
     m->password = SW_STR_EMPTY;
-    if (self->answered != NULL && m->request_id) {
-        /* PasswordRecovery.label for a response: the password of the request it answers */
-        PyObject *key = PyLong_FromLongLong(m->request_id);
-        if (key == NULL)
-            return -1;
-        PyObject *pw = PyDict_GetItemWithError(self->answered, key); /* borrowed */
-        Py_DECREF(key);
-        if (pw == NULL && PyErr_Occurred())
-            return -1;
-        if (pw != NULL) {
-            if (!PyUnicode_Check(pw) || text(pw, &m->password) < 0) {
-                if (!PyErr_Occurred())
-                    PyErr_SetString(PyExc_TypeError, "a recovered password is not a str");
-                return -1;
-            }
-            self->password_responses++;
-        }
-    }
+    /* PasswordRecovery.label: the password a digest request tried; a response: its request's */
+    if (self->recovery != NULL && sw_recover(self->recovery, m) < 0)
+        return -1;
+    if (m->request_id && m->password.n)
+        self->password_responses++;
     count_stage(self, &m->stage);
     if (sw_rowbuf_message(self->rows, m) < 0)
         return -1;
@@ -223,8 +212,7 @@ static int finish(Bulk *self, sw_msg *m)
 static int one_message(Bulk *self, sw_msg *m, PyObject *(*pyargs)(void *), void *ctx)
 {
     char scratch[SW_SCAN_SCRATCH];
-    if (sw_scan((const unsigned char *)m->raw.p, m->raw.n, m, scratch) &&
-        !(self->answered != NULL && m->is_request && m->has_credentials))
+    if (sw_scan((const unsigned char *)m->raw.p, m->raw.n, m, scratch))
         return finish(self, m);
     PyObject *args = pyargs(ctx);
     if (args == NULL)
@@ -440,7 +428,7 @@ static PyTypeObject BulkType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sipwatch._native.BulkAnalyzer",
     .tp_basicsize = sizeof(Bulk),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "BulkAnalyzer(labeller, writer, fallback, answered=None, sensor='', node='', "
+    .tp_doc = "BulkAnalyzer(labeller, writer, fallback, recovery=None, sensor='', node='', "
               "ncols=45, batch_rows=2000): the pipeline's per-message stages in C",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)bulk_init,

@@ -12,6 +12,7 @@ __attribute__((weak)) int sw_init_rowbuf(PyObject *m);
 __attribute__((weak)) int sw_init_writer(PyObject *m);
 __attribute__((weak)) int sw_init_scan(PyObject *m);
 __attribute__((weak)) int sw_init_labeller(PyObject *m);
+__attribute__((weak)) int sw_init_passwords(PyObject *m);
 __attribute__((weak)) int sw_init_core(PyObject *m);
 
 #endif

@@ -190,6 +190,29 @@ static int parsed_from_msg(PyObject *msg, sw_msg *m, sw_keep *keep)
     if (a < 0 || b < 0)
         goto done;
     m->has_credentials = a || b;
+    /* msg.credentials parses `h.get("authorization") or h.get("proxy-authorization")`[0] */
+    m->credentials = SW_STR_EMPTY;
+    if (m->has_credentials) {
+        PyObject *vals = PyDict_GetItemWithError(headers, str[N_H_AUTHORIZATION]);
+        int t = vals == NULL ? 0 : PyObject_IsTrue(vals);
+        if (t < 0 || PyErr_Occurred())
+            goto done;
+        if (!t) {
+            vals = PyDict_GetItemWithError(headers, str[N_H_PROXY_AUTHORIZATION]);
+            t = vals == NULL ? 0 : PyObject_IsTrue(vals);
+            if (t < 0 || PyErr_Occurred())
+                goto done;
+        }
+        if (t) {
+            PyObject *v = PySequence_GetItem(vals, 0);
+            if (v == NULL)
+                goto done;
+            int failed = text_of(v, &m->credentials) < 0; /* the list keeps v alive */
+            Py_DECREF(v);
+            if (failed)
+                goto done;
+        }
+    }
     r = 0;
 done:
     Py_DECREF(headers);
@@ -225,7 +248,14 @@ done:
     PyObject *body = PyObject_GetAttr(msg, str[N_BODY]);
     if (body == NULL)
         return -1;
-    m->body_len = PyObject_Length(body);
+    if (PyBytes_Check(body)) {
+        m->body = (sw_str){PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body)}; /* msg keeps it */
+        m->body_len = m->body.n;
+    }
+    else { /* not the parser's: only its length is read (the store's body_len) */
+        m->body = SW_STR_EMPTY;
+        m->body_len = PyObject_Length(body);
+    }
     Py_DECREF(body);
     if (m->body_len < 0)
         return -1;

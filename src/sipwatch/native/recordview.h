@@ -18,7 +18,8 @@ typedef struct {
 void sw_keep_clear(sw_keep *k);
 
 /* Fill every block of m (seen, parsed, labels, id) from a sipwatch.record.Record, reading the
- * same attributes as store/rows.py message_row. The slices point into the record's objects
+ * same attributes as store/rows.py message_row (and msg.body and the header text
+ * msg.credentials parses, for the password recovery). The slices point into the record's objects
  * (and into keep): valid while the record is unchanged and keep is not cleared. 0, or -1 with
  * an exception set (an attribute of an unexpected type, a str that is not encodable as UTF-8):
  * the caller then takes the Python path for this record. */
