@@ -270,10 +270,30 @@ int sw_tcp_take_frame(PyObject *o, const sw_link *l, const unsigned char *f, Py_
     return leave(self) < 0 ? -1 : 1;
 }
 
+static PyObject *tcp_take_frame(TcpObject *self, PyObject *args)
+{
+    Py_buffer f;
+    int dlt;
+    double ts;
+    if (!PyArg_ParseTuple(args, "y*id", &f, &dlt, &ts))
+        return NULL;
+    sw_link link;
+    sw_link_init(&link, dlt);
+    int r = sw_tcp_take_frame((PyObject *)self, &link, f.buf, f.len, ts);
+    PyBuffer_Release(&f);
+    if (r < 0)
+        return NULL;
+    return PyBool_FromLong(r);
+}
+
 static PyMethodDef tcp_methods[] = {
     {"packet", (PyCFunction)tcp_packet, METH_VARARGS,
      "packet(ts, src, sport, dst, dport, tunnel, vlan, seq, flags, payload): one TCP segment "
      "as PacketDecoder._tcp decoded it (src, dst: packed addresses)"},
+    {"take_frame", (PyCFunction)tcp_take_frame, METH_VARARGS,
+     "take_frame(frame, dlt, ts) -> bool: what BulkAnalyzer.batch does with a frame that is "
+     "not one UDP SIP message: True when it was a plain TCP frame, now handled; False when "
+     "the Python decoder takes it (test hook)"},
     {"flush", (PyCFunction)tcp_flush, METH_NOARGS,
      "end of capture: deliver what waits behind holes, emit unfinished messages, forget"},
     {"counts", (PyCFunction)tcp_counts, METH_NOARGS,
