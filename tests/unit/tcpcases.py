@@ -410,6 +410,8 @@ CASES = cases()
 def roughen(data: bytes, seed: int) -> list[tuple[float, bytes]]:
     """bench/gen_capture.py's TCP (one message per segment) made real: segments split and
     coalesced, reordered, retransmitted, lost; everything else as it is."""
+    if data[:4] != b"\xd4\xc3\xb2\xa1":
+        raise ValueError("a classic little-endian microsecond pcap (gen_capture.py) expected")
     rnd = random.Random(seed)
     out: list[tuple[float, bytes]] = []
     pending: dict[tuple, tuple[int, bytes]] = {}  # a segment held back to coalesce
