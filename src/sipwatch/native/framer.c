@@ -218,12 +218,20 @@ int sw_is_foreign(const unsigned char *d, Py_ssize_t n)
 
 #define BUF(f) ((f)->data + (f)->start)
 
+#define KEEP_CAP 16384 /* an emptied buffer larger than this is given back (many flows) */
+
 static void consume(sw_framer *f, Py_ssize_t n)
 {
     f->start += n;
     f->len -= n;
-    if (f->len == 0)
+    if (f->len == 0) {
         f->start = 0;
+        if (f->cap > KEEP_CAP) {
+            free(f->data);
+            f->data = NULL;
+            f->cap = 0;
+        }
+    }
 }
 
 static int append(sw_framer *f, const unsigned char *d, Py_ssize_t n)
@@ -273,7 +281,7 @@ void sw_framer_init(sw_framer *f, Py_ssize_t max_head, Py_ssize_t max_body)
 
 void sw_framer_reset(sw_framer *f)
 {
-    f->start = f->len = 0;
+    consume(f, f->len);
     f->skip = 0;
     f->dropped = 0;
     reset_scan(f);
@@ -405,6 +413,6 @@ void sw_framer_close(sw_framer *f, sw_framer_emit emit, void *ctx)
         else
             f->dropped += f->len;
     }
-    f->start = f->len = 0;
+    consume(f, f->len);
     reset_scan(f);
 }
