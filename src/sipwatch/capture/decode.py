@@ -108,6 +108,7 @@ class PacketDecoder:
     this decoder decodes, from the point where ``_tcp`` has read the header, and does the rest
     of ``_tcp`` (which segments open a flow) and ``_emit_tcp`` itself, handing the messages to
     its own sink, so that one table holds the flows of the C batch loop and of this decoder.
+    It must have been made with this decoder's `sip_ports` (analyze_native.tcp_reassembler).
     """
 
     def __init__(
