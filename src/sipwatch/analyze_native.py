@@ -19,7 +19,8 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 
-from sipwatch.capture.decode import PacketDecoder
+from sipwatch.capture import tcp as pytcp
+from sipwatch.capture.decode import SIP_PORTS, PacketDecoder
 from sipwatch.capture.reader import CaptureFile
 from sipwatch.capture.sources import expand
 from sipwatch.capture.stats import CaptureStats
@@ -28,6 +29,8 @@ from sipwatch.detect.stages import LabelerConfig
 from sipwatch.native import part
 from sipwatch.pipeline import PipelineStats
 from sipwatch.record import Record
+from sipwatch.sip.framing import MAX_HEAD
+from sipwatch.sip.message import MAX_BODY
 from sipwatch.store.base import Store
 from sipwatch.store.schema import MESSAGE_COLUMNS
 
@@ -65,6 +68,31 @@ def usable(
     except Exception:  # the normal path reports the problem
         return False
     return len(files) == 1
+
+
+def tcp_reassembler(sink: object) -> object | None:
+    """The C reassembler with the bounds of the Python one (capture/tcp.py, sip/framing.py),
+    or None when this build has none (the Python decoder then reassembles as usual)."""
+    kind = part("TcpReassembler")
+    if kind is None:
+        return None
+    return kind(
+        sink,
+        max_flows=pytcp.MAX_FLOWS,
+        max_ooo_segments=pytcp.MAX_OOO_SEGMENTS,
+        max_ooo_bytes=pytcp.MAX_OOO_BYTES,
+        max_total_ooo_bytes=pytcp.MAX_TOTAL_OOO_BYTES,
+        idle_timeout=pytcp.IDLE_TIMEOUT,
+        max_head=MAX_HEAD,
+        max_body=MAX_BODY,
+        sip_ports=tuple(sorted(SIP_PORTS)),
+    )
+
+
+def add_counts(stats: CaptureStats, counts: dict[str, int]) -> None:
+    """Add the counters the C reassembler kept to the capture's."""
+    for name, n in counts.items():
+        setattr(stats, name, getattr(stats, name) + n)
 
 
 def run(
@@ -113,21 +141,26 @@ def run(
     threshold = gc.get_threshold()
     if 0 < threshold[0] < _GC_GEN0:
         gc.set_threshold(_GC_GEN0, *threshold[1:])
+    # one TCP reassembler for the run: the C batch loop hands it the plain TCP frames and the
+    # Python decoder the segments it decodes (VLANs, fragments, tunnels, ...)
+    tcp = tcp_reassembler(bulk)
     try:
-        decoder = PacketDecoder(cap.dlt, stats, bulk.message)
+        decoder = PacketDecoder(cap.dlt, stats, bulk.message, tcp=tcp)
         frame = decoder.frame_at
         batch = bulk.batch
         dlt = cap.dlt
         for pkts, meta in cap.batches():
             stats.packets += len(meta) >> 4
             stats.bytes += len(pkts)
-            n_sip, n_other = batch(pkts, meta, dlt, frame)
+            n_sip, n_other = batch(pkts, meta, dlt, frame, tcp)
             stats.sip_messages += n_sip
             stats.non_sip += n_other
             if on_progress is not None:
                 counts = bulk.counts()
                 on_progress(stats.packets, counts["handled"] + counts["fallbacks"], stats.bytes)
         decoder.flush()  # TCP streams and fragments still buffered
+        if tcp is not None:
+            add_counts(stats, tcp.counts())  # type: ignore[attr-defined]
         bulk.check()
         bulk.flush()
         if pending:

@@ -52,6 +52,7 @@ PIECES = [
     b"l: 4",
     b"L :  99999999999999999999",
     b"Content-Length: 5 \r",
+    b"Content\rLength: 7",
     b"Via: SIP/2.0/UDP h",
     b"SIP/2",
     b".0 100",
@@ -95,7 +96,8 @@ def test_one_message(data: bytes) -> None:
     "data",
     [REQ, RESP, INVITE, REQ + REQ, INVITE + RESP, REQ + b"\r\n", INVITE + b"junk", b"\r\n" + REQ,
      INVITE.replace(b"Content-Length: 30", b"Content-Length: 300"),
-     INVITE.replace(b"Content-Length: 30", b"l:0") + REQ],
+     INVITE.replace(b"Content-Length: 30", b"l:0") + REQ,
+     REQ.replace(b"Max-Forwards: 70", b"Content\rLength: 99") + REQ],
 )  # fmt: skip
 def test_one_message_cases(data: bytes) -> None:
     assert one_c(data) == (split_datagram(data) == [data] and data[0] not in b"\r\n")

@@ -102,6 +102,13 @@ class PacketDecoder:
     partitioned run keeps only its share), and may carry ``route_ipv4`` (see decode_batch) to
     skip such messages before their addresses are formatted. Benchmarks pass a cheaper factory with the
     same signature to time decoding alone.
+
+    `tcp`: the C reassembler of the bulk path (``sipwatch._native.TcpReassembler``, see
+    analyze_native.py) instead of a TcpReassembler of its own. It takes every TCP segment
+    this decoder decodes, from the point where ``_tcp`` has read the header, and does the rest
+    of ``_tcp`` (which segments open a flow) and ``_emit_tcp`` itself, handing the messages to
+    its own sink, so that one table holds the flows of the C batch loop and of this decoder.
+    It must have been made with this decoder's `sip_ports` (analyze_native.tcp_reassembler).
     """
 
     def __init__(
@@ -110,6 +117,7 @@ class PacketDecoder:
         stats: CaptureStats | None = None,
         make_record: RecordFactory = Record.from_bytes,
         sip_ports: frozenset[int] = SIP_PORTS,
+        tcp: Any = None,
     ) -> None:
         self.dlt = dlt
         self.stats = stats if stats is not None else CaptureStats()
@@ -117,7 +125,12 @@ class PacketDecoder:
         self.sip_ports = sip_ports
         self.addr = AddressText()
         self.defrag = Defragmenter(self.stats)
-        self.tcp = TcpReassembler(self.stats, StreamFramer, self._emit_tcp, is_foreign)
+        self._tcp_packet: Callable[..., None] | None = None
+        if tcp is None:
+            self.tcp: Any = TcpReassembler(self.stats, StreamFramer, self._emit_tcp, is_foreign)
+        else:
+            self.tcp = tcp
+            self._tcp_packet = tcp.packet
         self.out: list[Any] = []
         fast = _FAST_LINKS.get(dlt)
         self._fast: struct.Struct | None = None
@@ -403,6 +416,9 @@ class PacketDecoder:
         if hl < 20:
             raise ShortPacket("bad TCP header length")
         payload = buf[p + hl : end]
+        if self._tcp_packet is not None:  # the C reassembler does the rest
+            self._tcp_packet(ts, src, sport, dst, dport, tunnel, vlan, seq, flags, payload)
+            return
         key = (src, sport, dst, dport, tunnel)
         reasm = self.tcp
         if key in reasm:

@@ -24,6 +24,14 @@ _WRAP = 1 << 32
 _HALF = 1 << 31
 _FAR = 1 << 24  # a segment this far ahead belongs to another connection (port reuse)
 
+# the bounds (also given to the C reassembler of the bulk path, sipwatch._native, which
+# mirrors this module and is the one reassembler of a `sipwatch analyze` run that takes it)
+MAX_FLOWS = 2048
+MAX_OOO_SEGMENTS = 64
+MAX_OOO_BYTES = 128 * 1024
+MAX_TOTAL_OOO_BYTES = 16 * 1024 * 1024
+IDLE_TIMEOUT = 900.0
+
 
 class Framer(Protocol):
     dropped_bytes: int
@@ -80,11 +88,11 @@ class TcpReassembler:
         framer_factory: Callable[[], Framer],
         emit: Emit,
         is_foreign: Callable[[bytes], bool],
-        max_flows: int = 2048,
-        max_ooo_segments: int = 64,
-        max_ooo_bytes: int = 128 * 1024,
-        max_total_ooo_bytes: int = 16 * 1024 * 1024,
-        idle_timeout: float = 900.0,
+        max_flows: int = MAX_FLOWS,
+        max_ooo_segments: int = MAX_OOO_SEGMENTS,
+        max_ooo_bytes: int = MAX_OOO_BYTES,
+        max_total_ooo_bytes: int = MAX_TOTAL_OOO_BYTES,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.stats = stats
         self.new_framer = framer_factory

@@ -10,9 +10,11 @@
  * (tests/unit/test_native_analyze.py compares the two).
  *
  * Handled here: every message sw_scan accepts (digest requests included: sw_recover handles
- * every message). Frames: one SIP message in a UDP
- * datagram over IPv4/IPv6 (fastudp.h); other frames go to the Python decoder, whose record
- * factory is this object's message() (TCP streams, tunnels, VLANs, split datagrams).
+ * every message). Frames: one SIP message in a UDP datagram over IPv4/IPv6 (fastudp.h); plain
+ * TCP segments go to the C reassembler (tcp.h) when batch() is given one, and the messages it
+ * frames come back here (sw_bulk_tcp_message); other frames go to the Python decoder, whose
+ * record factory is this object's message() (tunnels, VLANs, split datagrams) and whose TCP
+ * segments go to the same reassembler.
  */
 #include "blake2b.h"
 #include "fastudp.h"
@@ -21,6 +23,7 @@
 #include "passwords.h"
 #include "rowbuf.h"
 #include "scan.h"
+#include "tcp.h"
 
 #include <string.h>
 
@@ -226,6 +229,34 @@ static int one_message(Bulk *self, sw_msg *m, PyObject *(*pyargs)(void *), void 
     return 0;
 }
 
+/* --- the messages of TCP streams (tcp.h: the reassembler hands them over) ----------------- */
+static PyObject *tcp_pyargs(void *ctx)
+{
+    const sw_msg *m = ctx;
+    PyObject *t = Py_BuildValue("(y#ds#s#is#is#s#)", m->raw.p, m->raw.n, m->ts, m->transport.p,
+                                m->transport.n, m->src.p, m->src.n, m->sport, m->dst.p,
+                                m->dst.n, m->dport, m->tunnel.p, m->tunnel.n, m->vlan.p,
+                                m->vlan.n);
+    return t;
+}
+
+static PyTypeObject BulkType;
+
+int sw_bulk_is(PyObject *o)
+{
+    return PyObject_TypeCheck(o, &BulkType);
+}
+
+int sw_bulk_tcp_message(PyObject *bulk, sw_msg *m)
+{
+    Bulk *self = (Bulk *)bulk;
+    if (one_message(self, m, tcp_pyargs, m) < 0) {
+        keep_error(self);
+        return -1;
+    }
+    return 0;
+}
+
 /* --- message(): the record factory of the Python decoder ---------------------------------- */
 typedef struct {
     PyObject *raw, *ts, *transport, *src, *sport, *dst, *dport, *tunnel, *vlan;
@@ -302,10 +333,12 @@ static PyObject *bulk_batch(Bulk *self, PyObject *args)
 {
     Py_buffer pk, mt;
     int dlt;
-    PyObject *frame;
-    if (!PyArg_ParseTuple(args, "y*y*iO", &pk, &mt, &dlt, &frame))
+    PyObject *frame, *tcp = Py_None;
+    if (!PyArg_ParseTuple(args, "y*y*iO|O", &pk, &mt, &dlt, &frame, &tcp))
         return NULL;
-    if (raise_kept(self) < 0) {
+    if (tcp == Py_None)
+        tcp = NULL; /* TCP frames go to the Python decoder (its own reassembler) */
+    if ((tcp != NULL && !sw_tcp_check(tcp, (PyObject *)self)) || raise_kept(self) < 0) {
         PyBuffer_Release(&pk);
         PyBuffer_Release(&mt);
         return NULL;
@@ -325,8 +358,17 @@ static PyObject *bulk_batch(Bulk *self, PyObject *args)
         Py_ssize_t off = v[2], caplen = v[3];
         sw_udp u;
         int kind = SW_FRAME_PYTHON;
-        if (off >= 0 && caplen >= 0 && off + caplen <= pk.len)
+        int whole = off >= 0 && caplen >= 0 && off + caplen <= pk.len;
+        if (whole)
             kind = sw_classify_frame(&link, pkts + off, caplen, &u);
+        if (kind == SW_FRAME_PYTHON && whole && tcp != NULL) {
+            /* a plain TCP frame: to the reassembler, which the Python decoder shares */
+            int r = sw_tcp_take_frame(tcp, &link, pkts + off, caplen, ts);
+            if (r < 0)
+                failed = 1;
+            if (r != 0)
+                continue;
+        }
         if (kind == SW_FRAME_OTHER) {
             n_other++;
             continue;
@@ -414,8 +456,10 @@ static PyMethodDef bulk_methods[] = {
      "message(raw, ts, transport, src, sport, dst, dport, tunnel='', vlan='') -> None: one "
      "message through the C path or the fallback (a record factory for the Python decoder)"},
     {"batch", (PyCFunction)bulk_batch, METH_VARARGS,
-     "batch(pkts, meta, dlt, frame) -> (sip, non_sip): the frames of one next_batch(); "
-     "frame(ts, pkts, start, end, sec, usec) decodes a frame the C path leaves to Python"},
+     "batch(pkts, meta, dlt, frame, tcp=None) -> (sip, non_sip): the frames of one "
+     "next_batch(); frame(ts, pkts, start, end, sec, usec) decodes a frame the C path leaves "
+     "to Python; tcp: the TcpReassembler (sink: this object) that the Python decoder also "
+     "uses, which then takes the plain TCP frames in C"},
     {"check", (PyCFunction)bulk_check, METH_NOARGS,
      "raise the first failure of message() (which the Python decoder may have swallowed)"},
     {"flush", (PyCFunction)bulk_flush, METH_NOARGS, "hand the packed rows to the writer"},

@@ -77,7 +77,9 @@ static int content_length(const unsigned char *h, Py_ssize_t n, unsigned long lo
     for (Py_ssize_t ls = 0; ls < n;) {
         Py_ssize_t i = ls;
         Py_ssize_t k = 0;
-        while (k < 14 && i + k < n && (h[i + k] | 32) == (unsigned char)name[k])
+        /* ASCII case folding: |32 folds letters, but would also take CR for the '-' */
+        while (k < 14 && i + k < n &&
+               (name[k] == '-' ? h[i + k] == '-' : (h[i + k] | 32) == (unsigned char)name[k]))
             k++;
         if (k == 14)
             i += 14;

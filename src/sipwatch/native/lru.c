@@ -200,6 +200,13 @@ sw_lru_node *sw_lru_pop_oldest(sw_lru *t)
     return n;
 }
 
+void sw_lru_remove(sw_lru *t, sw_lru_node *node)
+{
+    unslot(t, node);
+    unlink_order(t, node);
+    t->count--;
+}
+
 void sw_lru_clear(sw_lru *t, void (*free_node)(sw_lru_node *, void *), void *arg)
 {
     sw_lru_node *n = t->oldest;

@@ -58,6 +58,9 @@ int sw_lru_insert(sw_lru *t, sw_lru_node *node);
 /* Unlink and return the oldest node (popitem(last=False)), or NULL when empty. */
 sw_lru_node *sw_lru_pop_oldest(sw_lru *t);
 
+/* Unlink a node of the table (del d[key]); the caller frees it. */
+void sw_lru_remove(sw_lru *t, sw_lru_node *node);
+
 /* Unlink every node, calling free_node on each (oldest first); keeps the slot array. */
 void sw_lru_clear(sw_lru *t, void (*free_node)(sw_lru_node *, void *), void *arg);
 

@@ -14,5 +14,6 @@ __attribute__((weak)) int sw_init_scan(PyObject *m);
 __attribute__((weak)) int sw_init_labeller(PyObject *m);
 __attribute__((weak)) int sw_init_passwords(PyObject *m);
 __attribute__((weak)) int sw_init_core(PyObject *m);
+__attribute__((weak)) int sw_init_tcp(PyObject *m);
 
 #endif
