@@ -141,6 +141,9 @@ def run(
     threshold = gc.get_threshold()
     if 0 < threshold[0] < _GC_GEN0:
         gc.set_threshold(_GC_GEN0, *threshold[1:])
+    # what exists now (modules, rule and number metadata) lives for the whole run: keep it out
+    # of the full collections that the labeller's long-lived table entries trigger
+    gc.freeze()
     # one TCP reassembler for the run: the C batch loop hands it the plain TCP frames and the
     # Python decoder the segments it decodes (VLANs, fragments, tunnels, ...)
     tcp = tcp_reassembler(bulk)
@@ -167,6 +170,7 @@ def run(
             store.add(pending)
             pending.clear()
     finally:
+        gc.unfreeze()
         gc.set_threshold(*threshold)
         cap.close()
     counts = bulk.counts()

@@ -59,14 +59,19 @@ static Py_ssize_t find2(const unsigned char *d, Py_ssize_t n, const char *pat, P
     return hit == NULL ? -1 : hit - d;
 }
 
-/* framing._head_end(data, 0): where the first empty line ends, -1 without one */
+/* framing._head_end(data, 0): where the first empty line ends, -1 without one. The earliest
+ * LF that starts "\n\n" or "\n\r\n" is the one both of its byte searches agree on. */
 static Py_ssize_t head_end(const unsigned char *d, Py_ssize_t n)
 {
-    Py_ssize_t i = find2(d, n, "\n\r\n", 3);
-    Py_ssize_t j = find2(d, i >= 0 ? i + 1 : n, "\n\n", 2);
-    if (j >= 0)
-        return j + 2;
-    return i >= 0 ? i + 3 : -1;
+    const unsigned char *p = d, *end = d + n;
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        if (p + 1 < end && p[1] == '\n')
+            return p - d + 2;
+        if (p + 2 < end && p[1] == '\r' && p[2] == '\n')
+            return p - d + 3;
+        p++;
+    }
+    return -1;
 }
 
 /* framing._content_length(head): the first line matching
