@@ -407,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
                 for p in work.glob("bench.sqlite*"):
                     p.unlink()
                 row = Row(
-                    f"sipwatch {version_of('sipwatch')} ({git_commit()})",
+                    f"sipwatch {version_of('sipwatch')} ({git_commit()}) "
+                    f"{label.strip() or 'with detection'}",
                     f"`sipwatch analyze {label}CAPTURE --db DB`",
                     "the whole file",
                     packets,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from rich.console import Console
 from rich.table import Table as RichTable
 
 from sipwatch.analyze import AnalyzeResult
 
 STAGE_ORDER = ("SS", "ES", "RHJ", "TF", "")
+_READER_CACHE_KIB = 2048  # per summary connection (sorts spill to temporary files beyond it)
 
 
 def run_table(result: AnalyzeResult) -> RichTable:
@@ -41,16 +44,36 @@ def run_table(result: AnalyzeResult) -> RichTable:
     return t
 
 
+def store_tables(result: AnalyzeResult, names: list[str], top: int) -> list:
+    """The named report tables of the run's store, each read on its own read-only connection
+    at the same time: they are full scans of the messages table that run in the database
+    engine without the GIL, and on a large store they are most of the wait after the run."""
+    from sipwatch.report.tables import all_tables
+    from sipwatch.store.base import open_store
+
+    def one(name: str):  # noqa: ANN202
+        store = open_store(result.db, readonly=True)
+        if store.engine == "sqlite":  # a full scan gains nothing from a big page cache
+            store.query(f"PRAGMA cache_size=-{_READER_CACHE_KIB}")
+        try:
+            return all_tables(store, [name], top=top)[0]
+        finally:
+            store.close()
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        return list(pool.map(one, names))
+
+
 def print_summary(console: Console, result: AnalyzeResult, top: int = 10) -> None:
     from sipwatch.report import render
-    from sipwatch.report.tables import all_tables
 
     console.print(run_table(result))
     if result.store is None:
         return
     try:
+        result.store.flush()  # every row is committed before the readers look
         names = ["stages", "top_sources", "tools"] + (["events"] if result.events else [])
-        tables = all_tables(result.store, names, top=top)
+        tables = store_tables(result, names, top)
         render.print_tables(tables, console)
     finally:
         result.store.close()

@@ -65,6 +65,9 @@ class Detector:
         return self.take()
 
 
+MAX_PENDING_EVENTS = 10_000  # events kept for a bulk load before they are written
+
+
 class EventAction:
     """Pipeline action: after each batch, the detector's events go to the store and the sinks."""
 
@@ -77,8 +80,10 @@ class EventAction:
         sinks: Sequence[EventSink],
         store_at_end: bool = False,
     ) -> None:
-        """store_at_end: keep the latest version of each event and store them all at close
-        (bulk loads: a writer thread or process holds the store's write lock most of the time)."""
+        """store_at_end: keep the latest version of each event and store them together, at
+        close or whenever MAX_PENDING_EVENTS are waiting (bulk loads: a writer thread or
+        process holds the store's write lock most of the time; the bound keeps memory flat
+        whatever the capture size, and an event stored again is updated in place)."""
         self.detector = detector
         self.store = store
         self.sinks = list(sinks)
@@ -94,8 +99,12 @@ class EventAction:
             return
         if self.store is not None:
             if self.store_at_end:
+                latest = self._latest
                 for e in events:  # one row per id: only its latest version is stored
-                    self._latest[e.id] = e
+                    latest[e.id] = e
+                if len(latest) >= MAX_PENDING_EVENTS:
+                    self.store.add_events(list(latest.values()))
+                    latest.clear()
             else:
                 self.store.add_events(events)
         for sink in self.sinks:
