@@ -154,29 +154,31 @@ def _run_native(
     on_progress: Callable[[int, int, int], object] | None,
     on_warning: Callable[[str], object] | None,
     started: float,
-) -> AnalyzeResult | None:
-    """The run through the C bulk path (analyze_native.py), or None when it cannot take it."""
+) -> AnalyzeResult:
+    """The run through the C bulk path (analyze_native.py; analyze_native.usable() said yes)."""
     from sipwatch import analyze_native
 
-    try:
-        expand(sources)  # every input exists and is a capture: errors before the store
-        store = open_store(db, background=True)
-    except (CaptureError, StoreError) as exc:
-        raise AnalyzeError(str(exc)) from None
-    recovery = analyze_recovery(passwords)  # the C Recovery when it is built
-    if not analyze_native.usable(store, sources, detect=False, workers=1, recovery=recovery):
-        store.close()
-        return None
     stats = CaptureStats()
+    try:
+        # opens (and checks) every capture before the store is touched
+        runs = analyze_native.open_inputs(sources, bpf, stats, on_warning)
+    except CaptureError as exc:
+        raise AnalyzeError(str(exc)) from None
+    try:
+        store = open_store(db, background=True)
+    except StoreError as exc:
+        runs.close()  # type: ignore[attr-defined]
+        raise AnalyzeError(str(exc)) from None
     pipe_stats = PipelineStats()
     result = AnalyzeResult(db=db, sources=list(sources), capture=stats, pipeline=pipe_stats)
     result.store = store
     before = dict(store.counters)
     run_id = store.start_ingest(sources)
+    recovery = analyze_recovery(passwords)
     store_errors = (StoreError, sqlite3.Error, *analyze_native.writer_errors())
     try:
-        analyze_native.run(sources, store, stats, pipe_stats, result.stages, recovery, config,
-                           bpf, sensor, node, on_progress, on_warning)  # fmt: skip
+        analyze_native.run(runs, store, stats, pipe_stats, result.stages, recovery, config,
+                           sensor, node, on_progress)  # fmt: skip
         store.end_bulk_load()
     except CaptureError as exc:
         store.close()
@@ -232,12 +234,12 @@ def run_analyze(
                 "or --no-detect to store and label with several workers"
             )
         workers = 1
-    if detector is None and (workers is None or workers == 1):
+    from sipwatch import analyze_native
+
+    if analyze_native.usable(db, detect=detector is not None, workers=workers):
         # one process on the C bulk path beats several Python workers (bench/BENCHMARKS.md)
-        native = _run_native(sources, db, bpf, sensor, node, labeler.config, passwords,
-                             on_progress, on_warning, started)  # fmt: skip
-        if native is not None:
-            return native
+        return _run_native(sources, db, bpf, sensor, node, labeler.config, passwords,
+                           on_progress, on_warning, started)  # fmt: skip
     n_workers = _workers(sources, workers)
     if n_workers > 1:
         try:

@@ -9,18 +9,19 @@ one password recovery, which is the C Recovery (so digest requests stay on the C
 trace store ends up with exactly the rows the Python pipeline alone would store
 (tests/unit/test_native_analyze.py holds the two to it).
 
-It runs for `--no-detect` on a SQLite store with one input (file, gzip or standard input):
-detection needs Records for the rule engine, PostgreSQL is written by COPY elsewhere, and
-several inputs are merged by Record timestamps, which this path does not see.
+It runs for `--no-detect` on a SQLite store, for any inputs (several are merged by packet
+timestamp, as the Python path merges them): detection needs Records for the rule engine, and
+PostgreSQL is written by COPY elsewhere.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from sipwatch.capture import tcp as pytcp
 from sipwatch.capture.decode import SIP_PORTS, PacketDecoder
+from sipwatch.capture.merge import Run, packet_runs
 from sipwatch.capture.reader import CaptureFile
 from sipwatch.capture.sources import expand
 from sipwatch.capture.stats import CaptureStats
@@ -45,29 +46,17 @@ def writer_errors() -> tuple[type[BaseException], ...]:
     return (err,) if err is not None else ()
 
 
-def usable(
-    store: Store,
-    sources: list[str],
-    detect: bool,
-    workers: int | None,
-    recovery: PasswordRecovery | None = None,
-) -> bool:
-    """True when this run can take the C bulk path (with this password recovery: the C one)."""
+def usable(db: str, detect: bool, workers: int | None) -> bool:
+    """True when a run into `db` can take the C bulk path (decided before anything is opened)."""
     if detect or (workers is not None and workers > 1):
         return False
-    recovery_type = part("Recovery")
-    if part("BulkAnalyzer") is None or part("Labeller") is None or recovery_type is None:
+    if part("BulkAnalyzer") is None or part("Labeller") is None or part("Recovery") is None:
         return False
-    if recovery is not None and not isinstance(recovery, recovery_type):
-        return False
-    bulk_writer = getattr(store, "bulk_writer", None)
-    if bulk_writer is None:
-        return False
-    try:
-        files = expand(sources)
-    except Exception:  # the normal path reports the problem
-        return False
-    return len(files) == 1
+    if str(db).lower().startswith(("postgresql:", "postgres:", "postgresql+")):
+        return False  # PostgreSQL stores take rows through COPY, not the writer thread
+    from sipwatch.store.sqlite import native_writer
+
+    return native_writer() is not None
 
 
 def tcp_reassembler(sink: object) -> object | None:
@@ -95,21 +84,49 @@ def add_counts(stats: CaptureStats, counts: dict[str, int]) -> None:
         setattr(stats, name, getattr(stats, name) + n)
 
 
-def run(
+def open_inputs(
     sources: list[str],
+    bpf: str | None,
+    stats: CaptureStats,
+    on_warning: Callable[[str], object] | None,
+) -> Iterator[Run]:
+    """The packets of `sources` as the Python path reads them: one input batch by batch, several
+    merged by packet timestamp (capture/merge.py); each input ends with a Run without meta.
+    Opens (one input) or probes (several) now, so a bad file, link type or filter raises
+    CaptureError here, before the store is touched."""
+    files = expand(sources)
+
+    def make(path: str, kind: str) -> CaptureFile:
+        return CaptureFile(path, kind, bpf, stats, on_warning)
+
+    if len(files) > 1:
+        return packet_runs(files, make)
+    return _one_input(make(*files[0]).open())
+
+
+def _one_input(cap: CaptureFile) -> Iterator[Run]:
+    try:
+        for pkts, meta in cap.batches():
+            yield Run(0, cap, pkts, meta, len(pkts))
+        yield Run(0, cap, b"", None)
+    finally:
+        cap.close()
+
+
+def run(
+    runs: Iterator[Run],
     store: Store,
     stats: CaptureStats,
     pipe_stats: PipelineStats,
     stages: dict,
     recovery: PasswordRecovery,
     config: LabelerConfig,
-    bpf: str | None,
     sensor: str,
     node: str,
     on_progress: Callable[[int, int, int], object] | None,
-    on_warning: Callable[[str], object] | None,
 ) -> None:
-    """Analyse the one capture of `sources` into `store` (counts into the given objects).
+    """Analyse the packets of `runs` (open_inputs) into `store`; counts into the given objects;
+    closes the inputs.
 
     recovery: a sipwatch._native.Recovery (analyze_recovery() makes one when it is built); the
     Python-path records go through its label() too, so both paths share its state."""
@@ -136,43 +153,50 @@ def run(
         labeller, writer, python_path, recovery=recovery, sensor=sensor, node=node,
         ncols=len(MESSAGE_COLUMNS),
     )  # fmt: skip
-    ((path, kind),) = expand(sources)
-    cap = CaptureFile(path, kind, bpf, stats, on_warning).open()
     threshold = gc.get_threshold()
     if 0 < threshold[0] < _GC_GEN0:
         gc.set_threshold(_GC_GEN0, *threshold[1:])
     # what exists now (modules, rule and number metadata) lives for the whole run: keep it out
     # of the full collections that the labeller's long-lived table entries trigger
     gc.freeze()
-    # one TCP reassembler for the run: the C batch loop hands it the plain TCP frames and the
-    # Python decoder the segments it decodes (VLANs, fragments, tunnels, ...)
-    tcp = tcp_reassembler(bulk)
+    # per input, as the Python path has: a decoder for the frames C leaves to Python, and one
+    # TCP reassembler (the C one) that the C batch loop and that decoder both hand segments to
+    decoders: dict[int, tuple[PacketDecoder, object | None]] = {}
+    batch = bulk.batch
     try:
-        decoder = PacketDecoder(cap.dlt, stats, bulk.message, tcp=tcp)
-        frame = decoder.frame_at
-        batch = bulk.batch
-        dlt = cap.dlt
-        for pkts, meta in cap.batches():
-            stats.packets += len(meta) >> 4
-            stats.bytes += len(pkts)
-            n_sip, n_other = batch(pkts, meta, dlt, frame, tcp)
+        for run in runs:
+            got = decoders.get(run.index)
+            if run.meta is None:  # that input ended: TCP streams and fragments still buffered
+                if got is not None:
+                    decoder, tcp = decoders.pop(run.index)
+                    decoder.flush()
+                    if tcp is not None:
+                        add_counts(stats, tcp.counts())  # type: ignore[attr-defined]
+                continue
+            if got is None:
+                tcp = tcp_reassembler(bulk)
+                got = decoders[run.index] = (
+                    PacketDecoder(run.cap.dlt, stats, bulk.message, tcp=tcp),
+                    tcp,
+                )
+            decoder, tcp = got
+            stats.packets += len(run.meta) >> 4
+            stats.bytes += run.nbytes
+            n_sip, n_other = batch(run.pkts, run.meta, run.cap.dlt, decoder.frame_at, tcp)
             stats.sip_messages += n_sip
             stats.non_sip += n_other
             if on_progress is not None:
                 counts = bulk.counts()
                 on_progress(stats.packets, counts["handled"] + counts["fallbacks"], stats.bytes)
-        decoder.flush()  # TCP streams and fragments still buffered
-        if tcp is not None:
-            add_counts(stats, tcp.counts())  # type: ignore[attr-defined]
         bulk.check()
         bulk.flush()
         if pending:
             store.add(pending)
             pending.clear()
     finally:
+        runs.close()  # type: ignore[attr-defined]
         gc.unfreeze()
         gc.set_threshold(*threshold)
-        cap.close()
     counts = bulk.counts()
     for stage, n in counts["stages"].items():
         stages[stage] = stages.get(stage, 0) + n

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import heapq
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from sipwatch.capture.decode import PacketDecoder, RecordFactory
+from sipwatch.capture.merge import Run, packet_runs
 from sipwatch.capture.reader import BATCH, CaptureFile
 from sipwatch.capture.sources import expand
 from sipwatch.capture.stats import CaptureStats
@@ -38,10 +38,10 @@ def read_captures(
 ) -> Iterator[Record]:
     """Stream the SIP Records of capture files, folders (recursive) and "-" (standard input).
 
-    Several captures are merged by timestamp. Each capture is opened once up front (so a bad
-    file, link type or filter raises CaptureError before any Record), then read lazily: a file
-    is re-opened only when the merge reaches its first packet, so a folder of rotated captures
-    keeps one or two files open at a time.
+    Several captures are merged by packet timestamp (capture/merge.py). Each capture is probed
+    up front (so a bad file, link type or filter raises CaptureError before any Record), then
+    read lazily: a file is opened only when the merge reaches its first packet, so a folder of
+    rotated captures keeps one or two files open at a time.
     """
     stats = stats if stats is not None else CaptureStats()
     warn = on_warning or stats.warn
@@ -53,62 +53,26 @@ def read_captures(
     if len(files) == 1:
         cap = make(*files[0]).open()
         return _records(cap, stats, make_record)
-    # check every file and learn where it starts; standard input can only be opened once
-    heap: list[tuple[float, int, Iterator[Any] | None, Any]] = []
-    try:
-        for i, (path, kind) in enumerate(files):
-            if kind == "stdin":
-                it = _records(make(path, kind).open(), stats, make_record)
-                first = next(it, None)
-                if first is not None:
-                    heap.append((first.ts, i, it, first))
-                continue
-            first_ts = make(path, kind).probe()
-            if first_ts is not None:
-                heap.append((first_ts, i, None, None))
-    except BaseException:
-        for _, _, it, _ in heap:
-            if it is not None:
-                it.close()  # type: ignore[attr-defined]
-        raise
-    heapq.heapify(heap)
-    return _merge(heap, files, make, stats, make_record)
+    return _merged_records(packet_runs(files, make), stats, make_record)
 
 
-def _merge(
-    heap: list[tuple[float, int, Iterator[Any] | None, Any]],
-    files: list[tuple[str, str]],
-    make: Callable[[str, str], CaptureFile],
-    stats: CaptureStats,
-    make_record: RecordFactory,
+def _merged_records(
+    runs: Iterator[Run], stats: CaptureStats, make_record: RecordFactory
 ) -> Iterator[Any]:
-    open_iters: list[Iterator[Any]] = []
+    """Records of several captures, decoded in the merged packet order (capture/merge.py)."""
+    decoders: dict[int, PacketDecoder] = {}
     try:
-        while heap:
-            ts, i, it, rec = heap[0]
-            if it is None:  # the merge reached this file's first packet: open it now
-                it = _records(make(*files[i]).open(), stats, make_record)
-                open_iters.append(it)
-                rec = next(it, None)
-                if rec is None:
-                    heapq.heappop(heap)
-                else:
-                    heapq.heapreplace(heap, (rec.ts, i, it, rec))
+        for run in runs:
+            dec = decoders.get(run.index)
+            if run.meta is None:  # that input ended: what its TCP streams still hold
+                if dec is not None:
+                    yield from decoders.pop(run.index).flush()
                 continue
-            yield rec
-            nxt = next(it, None)
-            if nxt is None:
-                heapq.heappop(heap)
-            else:
-                heapq.heapreplace(heap, (nxt.ts, i, it, nxt))
+            if dec is None:
+                dec = decoders[run.index] = PacketDecoder(run.cap.dlt, stats, make_record)
+            yield from dec.decode_batch(run.pkts, run.meta, run.nbytes)
     finally:
-        for it in open_iters:
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
-        for _, _, it, _ in heap:
-            if it is not None:
-                getattr(it, "close", lambda: None)()
+        runs.close()  # type: ignore[attr-defined]  # the inputs still open
 
 
 def iter_packets(

@@ -148,13 +148,14 @@ class PacketDecoder:
             self._fast_ip = ip_off
 
     # ------------------------------------------------------------------ entry points
-    def decode_batch(self, pkts: bytes, meta: bytes) -> list[Any]:
-        """Decode one ``next_batch`` result; returns the Records it completed."""
+    def decode_batch(self, pkts: bytes, meta: bytes, nbytes: int = -1) -> list[Any]:
+        """Decode one ``next_batch`` result (or some of its meta entries, whose captured bytes
+        are ``nbytes``); returns the Records it completed."""
         out = self.out = []
         append = out.append
         stats = self.stats
         stats.packets += len(meta) >> 4
-        stats.bytes += len(pkts)
+        stats.bytes += len(pkts) if nbytes < 0 else nbytes
         fast = self._fast
         fast_unpack = fast.unpack_from if fast is not None else None
         has_et = self._fast_et
