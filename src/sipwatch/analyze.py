@@ -45,6 +45,9 @@ class AnalyzeResult:
     elapsed: float = 0.0
     events: int = 0  # detection events emitted (new and updated)
     store: Store | None = None  # open for the summary; closed by the caller
+    # the C bulk path's count of the summary tables (sipwatch._native.RunTally), when the store
+    # held no message before the run: then, if every message was stored, they are the store's
+    tally: object | None = None
 
 
 class StoreAction:
@@ -177,8 +180,9 @@ def _run_native(
     recovery = analyze_recovery(passwords)
     store_errors = (StoreError, sqlite3.Error, *analyze_native.writer_errors())
     try:
+        result.tally = analyze_native.new_tally(store)
         analyze_native.run(runs, store, stats, pipe_stats, result.stages, recovery, config,
-                           sensor, node, on_progress)  # fmt: skip
+                           sensor, node, on_progress, result.tally)  # fmt: skip
         store.end_bulk_load()
     except CaptureError as exc:
         store.close()

@@ -113,6 +113,15 @@ def _one_input(cap: CaptureFile) -> Iterator[Run]:
         cap.close()
 
 
+def new_tally(store: Store) -> object | None:
+    """A RunTally for the run's summary tables when the store holds no message yet (then the
+    run's counts are the store's, summary.py), else None."""
+    kind = part("RunTally")
+    if kind is None or store.query("SELECT 1 FROM messages LIMIT 1"):
+        return None
+    return kind()
+
+
 def run(
     runs: Iterator[Run],
     store: Store,
@@ -124,9 +133,10 @@ def run(
     sensor: str,
     node: str,
     on_progress: Callable[[int, int, int], object] | None,
+    tally: object | None = None,
 ) -> None:
-    """Analyse the packets of `runs` (open_inputs) into `store`; counts into the given objects;
-    closes the inputs.
+    """Analyse the packets of `runs` (open_inputs) into `store`; counts into the given objects
+    (and every stored message into `tally`, a RunTally, when given); closes the inputs.
 
     recovery: a sipwatch._native.Recovery (analyze_recovery() makes one when it is built); the
     Python-path records go through its label() too, so both paths share its state."""
@@ -144,6 +154,8 @@ def run(
         for analyze in analyzers:
             analyze(rec)
         stages[rec.stage] = stages.get(rec.stage, 0) + 1
+        if tally is not None:
+            tally.add(rec.stage, rec.is_request, bool(rec.msg.error), rec.src, rec.ts, rec.tool)
         pending.append(rec)
         if len(pending) >= _PENDING_ROWS:
             store.add(pending)
@@ -151,7 +163,7 @@ def run(
 
     bulk = part("BulkAnalyzer")(
         labeller, writer, python_path, recovery=recovery, sensor=sensor, node=node,
-        ncols=len(MESSAGE_COLUMNS),
+        ncols=len(MESSAGE_COLUMNS), tally=tally,
     )  # fmt: skip
     threshold = gc.get_threshold()
     if 0 < threshold[0] < _GC_GEN0:

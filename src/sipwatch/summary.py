@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from concurrent.futures import ThreadPoolExecutor
 
 from rich.console import Console
@@ -44,6 +45,35 @@ def run_table(result: AnalyzeResult) -> RichTable:
     return t
 
 
+def tally_tables(result: AnalyzeResult, names: list[str], top: int) -> list | None:
+    """The named tables from the run's own counts (AnalyzeResult.tally), or None when they are
+    not the store's: the store held messages before the run, a message was not stored (a
+    duplicate inside the capture), or the tally passed its bounds. Same rows as the SQL."""
+    from sipwatch.report import tables as rt
+
+    tally = result.tally
+    if tally is None or set(names) - {"stages", "top_sources", "tools"}:
+        return None
+    if result.inserted != tally.messages or result.duplicates:  # type: ignore[attr-defined]
+        return None
+    counted = tally.tables()  # type: ignore[attr-defined]
+    if counted is None:
+        return None
+    out = []
+    for name in names:
+        if name == "stages":
+            out.append(rt.stages_table(counted["stages"]))
+        elif name == "top_sources":
+            # ORDER BY COUNT(*) DESC, src: str order is the UTF-8 byte order SQLite sorts by
+            ranked = heapq.nsmallest(top, counted["sources"], key=lambda r: (-r[1], r[0]))
+            reached = {r[0]: set(r[4]) for r in ranked}
+            out.append(rt.top_sources_table([r[:4] for r in ranked], reached))
+        else:
+            ranked = heapq.nsmallest(top, counted["tools"], key=lambda r: (-r[1], r[0]))
+            out.append(rt.tools_table(ranked))
+    return out
+
+
 def store_tables(result: AnalyzeResult, names: list[str], top: int) -> list:
     """The named report tables of the run's store, each read on its own read-only connection
     at the same time: they are full scans of the messages table that run in the database
@@ -73,7 +103,7 @@ def print_summary(console: Console, result: AnalyzeResult, top: int = 10) -> Non
     try:
         result.store.flush()  # every row is committed before the readers look
         names = ["stages", "top_sources", "tools"] + (["events"] if result.events else [])
-        tables = store_tables(result, names, top)
+        tables = tally_tables(result, names, top) or store_tables(result, names, top)
         render.print_tables(tables, console)
     finally:
         result.store.close()

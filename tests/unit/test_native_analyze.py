@@ -25,10 +25,13 @@ from sipwatch import analyze, analyze_native  # noqa: E402
 from sipwatch.analyze import run_analyze  # noqa: E402
 from sipwatch.capture.api import iter_packets  # noqa: E402
 from sipwatch.native import part  # noqa: E402
+from sipwatch.report.tables import all_tables  # noqa: E402
 from sipwatch.sip.digest import build_credentials  # noqa: E402
 from sipwatch.sip.message import parse  # noqa: E402
+from sipwatch.store.base import open_store  # noqa: E402
 from sipwatch.store.schema import MESSAGE_COLUMNS  # noqa: E402
 from sipwatch.store.writer import clean_text  # noqa: E402
+from sipwatch.summary import tally_tables  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PCAPS = ROOT / ".." / "shared" / "data" / "pcaps"
@@ -94,6 +97,27 @@ def _analyze(capture: Path, db: Path, native: bool, monkeypatch: pytest.MonkeyPa
     return result, rows, bulk
 
 
+SUMMARY_TABLES = ["stages", "top_sources", "tools"]
+
+
+def _summary_tables_counted_right(result: analyze.AnalyzeResult, db: Path) -> None:
+    """The run's own count of the summary tables (RunTally) is the store's, row for row, when
+    the summary uses it; it uses it whenever every message of the run was stored."""
+    assert result.tally is not None  # a fresh store
+    counted = tally_tables(result, SUMMARY_TABLES, 10)
+    store = open_store(str(db), readonly=True)
+    try:
+        assert (counted is not None) == (result.inserted == result.tally.messages)
+        if counted is not None:
+            assert counted == all_tables(store, SUMMARY_TABLES, top=10)
+            # the whole ranking too, not only its head
+            assert tally_tables(result, ["top_sources"], 10**6) == all_tables(
+                store, ["top_sources"], top=10**6
+            )
+    finally:
+        store.close()
+
+
 def digest_requests(raws: list[bytes]) -> int:
     """How many of these messages are digest requests (a password try)."""
     n = 0
@@ -125,9 +149,12 @@ def _same(
     assert dict(nat.stages) == {k: v for k, v in ref.stages.items() if v}
     assert nat.pipeline.records == ref.pipeline.records
     assert (nat.inserted, nat.duplicates) == (ref.inserted, ref.duplicates)
+    _summary_tables_counted_right(nat, nat_db)
     # a second run stores nothing new, on both paths
     ref2, _, _ = _analyze(capture, ref_db, False, monkeypatch, **kw)
     nat2, _, _ = _analyze(capture, nat_db, True, monkeypatch, **kw)
+    # a store that was not empty: the summary reads it
+    assert (nat2.tally is None) == (nat.inserted > 0)
     assert (nat2.inserted, nat2.duplicates) == (ref2.inserted, ref2.duplicates)
     assert (ref2.inserted, ref2.duplicates) == (0, ref.pipeline.records)
     if seen is not None:

@@ -23,6 +23,7 @@
 #include "passwords.h"
 #include "rowbuf.h"
 #include "scan.h"
+#include "tally.h"
 #include "tcp.h"
 
 #include <string.h>
@@ -35,6 +36,7 @@ typedef struct {
     PyObject *labeller; /* sipwatch._native.Labeller */
     PyObject *writer;   /* sipwatch._native.SqliteWriter */
     PyObject *recovery; /* sipwatch._native.Recovery, or NULL (no passwords recovered) */
+    PyObject *tally;    /* sipwatch._native.RunTally, or NULL */
     PyObject *fallback; /* the Python pipeline for one message */
     PyObject *sensor, *node;
     sw_str sensor_s, node_s;
@@ -83,14 +85,15 @@ static int text(PyObject *o, sw_str *s)
 
 static int bulk_init(Bulk *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"labeller", "writer", "fallback", "recovery", "sensor", "node",
-                             "ncols",    "batch_rows", NULL};
-    PyObject *labeller, *writer, *fallback, *recovery = Py_None;
+    static char *kwlist[] = {"labeller", "writer", "fallback",   "recovery", "sensor",
+                             "node",     "ncols",  "batch_rows", "tally",    NULL};
+    PyObject *labeller, *writer, *fallback, *recovery = Py_None, *tally = Py_None;
     PyObject *sensor = NULL, *node = NULL;
     int ncols = 45;
     Py_ssize_t batch_rows = 2000;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|OUUin", kwlist, &labeller, &writer,
-                                     &fallback, &recovery, &sensor, &node, &ncols, &batch_rows))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|OUUinO", kwlist, &labeller, &writer,
+                                     &fallback, &recovery, &sensor, &node, &ncols, &batch_rows,
+                                     &tally))
         return -1;
     if (!PyCallable_Check(fallback)) {
         PyErr_SetString(PyExc_TypeError, "fallback must be callable");
@@ -100,8 +103,15 @@ static int bulk_init(Bulk *self, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_TypeError, "recovery must be a sipwatch._native.Recovery or None");
         return -1;
     }
+    if (tally != Py_None && !sw_tally_check(tally)) {
+        PyErr_SetString(PyExc_TypeError, "tally must be a sipwatch._native.RunTally or None");
+        return -1;
+    }
     if (batch_rows < 1)
         batch_rows = 1;
+    Py_CLEAR(self->tally);
+    if (tally != Py_None)
+        self->tally = Py_NewRef(tally);
     Py_XSETREF(self->labeller, Py_NewRef(labeller));
     Py_XSETREF(self->writer, Py_NewRef(writer));
     Py_XSETREF(self->fallback, Py_NewRef(fallback));
@@ -126,6 +136,7 @@ static int bulk_traverse(Bulk *self, visitproc visit, void *arg)
     Py_VISIT(self->labeller);
     Py_VISIT(self->writer);
     Py_VISIT(self->recovery);
+    Py_VISIT(self->tally);
     Py_VISIT(self->fallback);
     return 0;
 }
@@ -135,6 +146,7 @@ static int bulk_clear(Bulk *self)
     Py_CLEAR(self->labeller);
     Py_CLEAR(self->writer);
     Py_CLEAR(self->recovery);
+    Py_CLEAR(self->tally);
     Py_CLEAR(self->fallback);
     Py_CLEAR(self->sensor);
     Py_CLEAR(self->node);
@@ -202,6 +214,8 @@ static int finish(Bulk *self, sw_msg *m)
     if (m->request_id && m->password.n)
         self->password_responses++;
     count_stage(self, &m->stage);
+    if (self->tally != NULL && sw_tally_add(self->tally, m) < 0)
+        return -1;
     if (sw_rowbuf_message(self->rows, m) < 0)
         return -1;
     self->handled++;

@@ -15,5 +15,6 @@ __attribute__((weak)) int sw_init_labeller(PyObject *m);
 __attribute__((weak)) int sw_init_passwords(PyObject *m);
 __attribute__((weak)) int sw_init_core(PyObject *m);
 __attribute__((weak)) int sw_init_tcp(PyObject *m);
+__attribute__((weak)) int sw_init_tally(PyObject *m);
 
 #endif

@@ -100,7 +100,12 @@ def stages(db: Queryable) -> Table:
         f"SELECT stage, COUNT(*), SUM(is_request), {_RESPONSES},"
         " COUNT(DISTINCT CASE WHEN is_request = 1 THEN src END) FROM messages GROUP BY stage"
     )
-    rows.sort(key=lambda r: _stage_order(r[0]))
+    return stages_table(rows)
+
+
+def stages_table(rows: list[tuple]) -> Table:
+    """The stages table from (stage, messages, requests, responses, sources) per stage label."""
+    rows = sorted(rows, key=lambda r: _stage_order(r[0]))
     return Table(
         "stages",
         "Messages and sources per stage",
@@ -126,6 +131,12 @@ def top_sources(db: Queryable, limit: int = 20) -> Table:
             [r[0] for r in top],
         ):
             reached.setdefault(src, set()).add(stage)
+    return top_sources_table(top, reached)
+
+
+def top_sources_table(top: list[tuple], reached: dict[str, set[str]]) -> Table:
+    """The top sources table from (src, requests, first ts, last ts) in rank order and the
+    stage labels each one's requests had."""
     rows = []
     for src, n, first, last in top:
         country, asn = geo.lookup(src)
@@ -167,11 +178,20 @@ def user_agents(db: Queryable, limit: int = 20) -> Table:
     )  # fmt: skip
 
 
+TOOLS_TITLE = "Attack tools"
+TOOLS_NOTE = "tool fingerprints: User-Agent strings and encodings tools leave (SIPVicious From tag)"
+
+
 def tools(db: Queryable, limit: int = 20) -> Table:
     return _top(
-        db, "tools", "Attack tools", "tool", "tool", "is_request = 1 AND tool <> ''", limit,
-        "tool fingerprints: User-Agent strings and encodings tools leave (SIPVicious From tag)",
+        db, "tools", TOOLS_TITLE, "tool", "tool", "is_request = 1 AND tool <> ''", limit,
+        TOOLS_NOTE,
     )  # fmt: skip
+
+
+def tools_table(rows: list[tuple]) -> Table:
+    """The tools table from (tool, requests, sources) in rank order."""
+    return Table("tools", TOOLS_TITLE, ["tool", "requests", "sources"], rows, TOOLS_NOTE)
 
 
 _EXTENSION = "CASE WHEN ruri_user <> '' THEN ruri_user ELSE to_user END"

@@ -76,6 +76,12 @@ class NumberClass(NamedTuple):
         return self.type in CHARGEABLE
 
 
+class _Reading(NamedTuple):
+    valid: bool
+    typed: NumberClass | None  # valid: the classification
+    fallback: NumberClass | None  # not valid but a known country code: the direct reading's
+
+
 def clean(user: str) -> str:
     """The dialled string without URI decoration: percent-escapes, tel:, parameters, separators."""
     s = unquote(user).strip()
@@ -106,6 +112,7 @@ class NumberClassifier:
         )
         self.max_extension_digits = max_extension_digits
         self._cached = lru_cache(maxsize=cache_size)(self._classify)
+        self._reading = lru_cache(maxsize=cache_size)(self._read)
 
     def classify(self, user: str) -> NumberClass | None:
         """NumberClass for a request-URI user part or tel: URI; None when it is not a number."""
@@ -158,26 +165,36 @@ class NumberClassifier:
         """The first valid reading; else the first direct reading with a known country code."""
         fallback = None
         for cand, direct in candidates:
-            try:
-                num = phonenumbers.parse(cand, None)
-            except NumberParseException:
+            read = self._reading(cand)
+            if read is None:
                 continue
-            if phonenumbers.is_valid_number(num):
-                return self._typed(num, international_prefix=True)
+            if read.valid:
+                return read.typed
             # a dial-out reading counts only when valid: too easy to read into random digits
-            if fallback is None and direct:
-                region = phonenumbers.region_code_for_country_code(num.country_code)
-                if region != "ZZ":
-                    fallback = (num, region)
-        if fallback is None:
+            if fallback is None and direct and read.fallback is not None:
+                fallback = read.fallback
+        return fallback
+
+    def _read(self, cand: str) -> _Reading | None:
+        """One E.164 candidate, parsed once: dialled numbers repeat behind different dial-out
+        prefixes (0049..., 90049..., 900049...), so readings have their own cache."""
+        try:
+            num = phonenumbers.parse(cand, None)
+        except NumberParseException:
             return None
-        num, region = fallback
+        if phonenumbers.is_valid_number(num):
+            return _Reading(True, self._typed(num, international_prefix=True), None)
+        region = phonenumbers.region_code_for_country_code(num.country_code)
+        if region == "ZZ":
+            return _Reading(False, None, None)
         e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
         if num.country_code in _INTL_NETWORK_CC:
-            return NumberClass(e164, INTL_NETWORK, region)
-        if num.country_code == self.home_cc:
-            return NumberClass(e164, UNKNOWN, region)
-        return NumberClass(e164, INTERNATIONAL, region)
+            kind = INTL_NETWORK
+        elif num.country_code == self.home_cc:
+            kind = UNKNOWN
+        else:
+            kind = INTERNATIONAL
+        return _Reading(False, None, NumberClass(e164, kind, region))
 
     def _national(self, s: str) -> NumberClass:
         try:
