@@ -38,6 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from benchdoc import append_section  # bench/ is the script's folder
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 TIMEOUT = 4 * 3600  # seconds per child; a hung tool must not hang the benchmark
@@ -539,8 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out_dir / "bench-result.json").write_text(json.dumps(result, indent=1) + "\n")
     if args.append:
         path = BENCH / "BENCHMARKS.md"
-        with path.open("a") as f:
-            f.write(f"\n### {date}\n\n{text}")
+        append_section(path, "## Runs of bench_analyze.py", f"### {date}\n\n{text}")
         print(f"appended to {path.relative_to(REPO)}")
 
     if not args.keep:

@@ -52,6 +52,7 @@ from bench_analyze import (  # noqa: E402
     shown_command,
     version_of,
 )
+from benchdoc import append_section  # noqa: E402
 
 SCRIPT = "bench_honeypot.py"  # for the command line shown in BENCHMARKS.md
 HEADING = "## Honeypot sensor: REGISTER rate against Kamailio"
@@ -733,21 +734,6 @@ Options: `--targets`, `--rates`, `--step-seconds`, `--sources`, `--max-loss`, `-
 """
 
 
-def append_section(path: Path, text: str) -> None:
-    """Add the run under HEADING (created with the method the first time), before the next
-    top-level heading if other sections follow it."""
-    doc = path.read_text() if path.exists() else ""
-    if HEADING not in doc:
-        doc = doc.rstrip("\n") + f"\n\n{HEADING}\n\n{METHOD}"
-    start = doc.index(HEADING) + len(HEADING)
-    m = re.search(r"^## ", doc[start:], re.M)
-    end = start + m.start() if m else len(doc)
-    doc = (
-        doc[:end].rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + ("\n" + doc[end:] if m else "")
-    )
-    path.write_text(doc)
-
-
 # --- main --------------------------------------------------------------------------------------
 
 
@@ -920,7 +906,7 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     (args.out_dir / "honeypot-result.json").write_text(json.dumps(result, indent=1) + "\n")
     if args.append:
-        append_section(BENCH / "BENCHMARKS.md", f"### {date}\n\n{text}")
+        append_section(BENCH / "BENCHMARKS.md", HEADING, f"### {date}\n\n{text}", METHOD)
         print("appended to bench/BENCHMARKS.md")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
