@@ -22,7 +22,7 @@ from sipwatch.detect.detector import Detector, EventAction
 from sipwatch.detect.engine import Engine
 from sipwatch.detect.passwords import analyze_recovery, load_wordlist
 from sipwatch.detect.rules import RuleError
-from sipwatch.detect.stages import LabelerConfig, StageLabeler
+from sipwatch.detect.stages import LabelerConfig, labeller_class
 from sipwatch.pipeline import Pipeline, PipelineStats
 from sipwatch.progress import input_size
 from sipwatch.record import Record
@@ -229,7 +229,7 @@ def run_analyze(
     started = time.monotonic()
     region = _region(region)
     passwords = _wordlist(wordlist)
-    labeler = StageLabeler(LabelerConfig(default_region=region))
+    labeler = labeller_class()(LabelerConfig(default_region=region))
     detector = _detector(rules) if detect else None
     if detector is not None:
         if workers is not None and workers > 1:

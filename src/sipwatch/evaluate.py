@@ -300,11 +300,11 @@ def run_events(
     from sipwatch.capture.errors import CaptureError
     from sipwatch.detect.detector import EventAction
     from sipwatch.detect.passwords import analyze_recovery
-    from sipwatch.detect.stages import LabelerConfig, StageLabeler
+    from sipwatch.detect.stages import LabelerConfig, labeller_class
     from sipwatch.pipeline import Pipeline
 
     try:
-        labeler = StageLabeler(LabelerConfig(default_region=_region(region)))
+        labeler = labeller_class()(LabelerConfig(default_region=_region(region)))
         detector = _detector(rules)
         records = read_captures(list(captures))
     except (AnalyzeError, CaptureError) as exc:

@@ -22,7 +22,7 @@ from sipwatch.capture.api import read_captures
 from sipwatch.capture.errors import CaptureError
 from sipwatch.capture.stats import CaptureStats
 from sipwatch.detect.passwords import analyze_recovery
-from sipwatch.detect.stages import LabelerConfig, StageLabeler
+from sipwatch.detect.stages import LabelerConfig, labeller_class
 from sipwatch.partition import partitioned
 from sipwatch.pipeline import Pipeline, PipelineStats
 from sipwatch.record import Record
@@ -61,7 +61,7 @@ def _worker(
         cfg = LabelerConfig(default_region=job["region"])
         cfg.max_sources = max(1024, cfg.max_sources // workers)
         cfg.max_requests = max(1024, cfg.max_requests // workers)
-        labeler = StageLabeler(cfg)
+        labeler = labeller_class()(cfg)
 
         def count_stage(rec: Record) -> None:
             stages[rec.stage] += 1

@@ -24,6 +24,7 @@ import pcapgen as g  # noqa: E402
 from sipwatch import analyze, analyze_native  # noqa: E402
 from sipwatch.analyze import run_analyze  # noqa: E402
 from sipwatch.capture.api import iter_packets  # noqa: E402
+from sipwatch.detect.stages import labeller_class  # noqa: E402
 from sipwatch.native import part  # noqa: E402
 from sipwatch.report.tables import all_tables  # noqa: E402
 from sipwatch.sip.digest import build_credentials  # noqa: E402
@@ -81,6 +82,7 @@ def _analyze(capture: Path, db: Path, native: bool, monkeypatch: pytest.MonkeyPa
         if not native:  # the reference: the Python pipeline with the Python recovery
             recovery = functools.partial(analyze.analyze_recovery, native=False)
             m.setattr(analyze, "analyze_recovery", recovery)
+            m.setattr(analyze, "labeller_class", functools.partial(labeller_class, False))
         result = run_analyze([str(capture)], str(db), detect=False, workers=1, **kw)
     assert taken == [native], "the run did not take the intended path"
     if native:

@@ -280,3 +280,16 @@ def _request_key(client: str, msg: SipMessage) -> tuple | None:
 def _invite_key(record: Record, msg: SipMessage) -> tuple:
     # ACK for a 2xx has a new branch; match the INVITE by Call-ID and CSeq number alone
     return ("INVITE", record.src, msg.call_id, msg.cseq_num)
+
+
+def labeller_class(native: bool = True) -> type[StageLabeler]:
+    """StageLabeler, or (native, and sipwatch._native is built) its C twin
+    sipwatch._native.Labeller: a drop-in with the same labels, state bounds and stats
+    (tests/unit/test_native_labeller.py), several times faster per Record."""
+    if native:
+        from sipwatch.native import part  # here: sipwatch._native reads this module
+
+        cls = part("Labeller")
+        if cls is not None:
+            return cls
+    return StageLabeler

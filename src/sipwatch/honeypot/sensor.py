@@ -30,7 +30,7 @@ from sipwatch.detect.detector import Detector, EventAction
 from sipwatch.detect.engine import Engine, EngineConfig
 from sipwatch.detect.passwords import load_wordlist, recovery_class
 from sipwatch.detect.rules import RuleError
-from sipwatch.detect.stages import LabelerConfig, StageLabeler
+from sipwatch.detect.stages import LabelerConfig, labeller_class
 from sipwatch.honeypot.accounts import Accounts
 from sipwatch.honeypot.config import SensorConfig
 from sipwatch.honeypot.metrics import SensorMetrics
@@ -244,7 +244,8 @@ class Sensor:
             self.store = open_store(cfg.sensor.store, threaded=True)
         except Exception as exc:  # StoreError and OS errors: one line for the user
             raise SensorError(f"cannot open the store {cfg.sensor.store}: {exc}") from None
-        labeler = StageLabeler(LabelerConfig(default_region=cfg.sensor.region or None))
+        # the C twin of StageLabeler when it is built (same labels, state and stats)
+        labeler = labeller_class()(LabelerConfig(default_region=cfg.sensor.region or None))
         wordlist = None  # the built-in list
         if cfg.passwords.wordlist:
             try:
