@@ -48,13 +48,20 @@ def run_table(result: AnalyzeResult) -> RichTable:
 def tally_tables(result: AnalyzeResult, names: list[str], top: int) -> list | None:
     """The named tables from the run's own counts (AnalyzeResult.tally), or None when they are
     not the store's: the store held messages before the run, a message was not stored (a
-    duplicate inside the capture), or the tally passed its bounds. Same rows as the SQL."""
+    duplicate inside the capture), another writer added rows, or the tally passed its bounds.
+    Same rows as the SQL."""
     from sipwatch.report import tables as rt
 
     tally = result.tally
     if tally is None or set(names) - {"stages", "top_sources", "tools"}:
         return None
     if result.inserted != tally.messages or result.duplicates:  # type: ignore[attr-defined]
+        return None
+    # and nothing else wrote to the store meanwhile (a sensor on the same file): the count is
+    # cheap (the primary key's index), the scans it saves are not
+    if result.store is None or result.store.query("SELECT COUNT(*) FROM messages")[0][0] != (
+        tally.messages  # type: ignore[attr-defined]
+    ):
         return None
     counted = tally.tables()  # type: ignore[attr-defined]
     if counted is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import gzip
 import random
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -106,9 +107,10 @@ def _summary_tables_counted_right(result: analyze.AnalyzeResult, db: Path) -> No
     """The run's own count of the summary tables (RunTally) is the store's, row for row, when
     the summary uses it; it uses it whenever every message of the run was stored."""
     assert result.tally is not None  # a fresh store
-    counted = tally_tables(result, SUMMARY_TABLES, 10)
     store = open_store(str(db), readonly=True)
+    result.store = store  # the run's own was closed by _analyze
     try:
+        counted = tally_tables(result, SUMMARY_TABLES, 10)
         assert (counted is not None) == (result.inserted == result.tally.messages)
         if counted is not None:
             assert counted == all_tables(store, SUMMARY_TABLES, top=10)
@@ -398,3 +400,23 @@ def test_passwords_of_every_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert {"1234", latin1, "secret", "admin", "Tr0ub4dor&3", "101", "5555"} <= stored
     assert 0 < digest_requests(bulk.fallbacks) < digest_requests([f for _, f in frames])
     assert bulk.counts["password_responses"] > 0
+
+
+def test_summary_reads_the_store_when_another_writer_added_rows(
+    generated: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "shared.sqlite"
+    result = run_analyze([str(generated)], str(db), detect=False, workers=1)
+    try:
+        result.store.flush()
+        assert tally_tables(result, SUMMARY_TABLES, 10) is not None
+        # a sensor writing into the same file while the run went on
+        cols = ", ".join(MESSAGE_COLUMNS)
+        rest = ", ".join(MESSAGE_COLUMNS[1:])
+        other = sqlite3.connect(db)
+        other.execute(f"INSERT INTO messages ({cols}) SELECT id + 1, {rest} FROM messages LIMIT 1")
+        other.commit()
+        other.close()
+        assert tally_tables(result, SUMMARY_TABLES, 10) is None
+    finally:
+        result.store.close()
