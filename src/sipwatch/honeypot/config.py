@@ -121,12 +121,19 @@ class PasswordsSection:
     max_candidates: int = field(default=1000, metadata=_between(0, 10_000_000))
 
 
+MAX_SOURCES_DEFAULT = 262_144  # EngineConfig.max_keys
+MAX_SOURCES_LIMIT = 100_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class DetectionSection:
     enabled: bool = True
     rules: tuple[str, ...] = ()  # extra rule pack files, after the built-in default pack
     overrides: dict[str, Any] = field(default_factory=dict)  # rule id -> changed settings
     watchlists: dict[str, list[str]] = field(default_factory=dict)  # name -> numbers
+    # source addresses the analyzer keeps state for (rule tables, attack chains, labels; LRU):
+    # what bounds the sensor's memory under a flood from many (spoofed) addresses
+    max_sources: int = MAX_SOURCES_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +249,7 @@ _PLAIN = {
 }
 _SECTIONS = ("sensor", "listen", "tls", "personality", "accounts", "auth", "safety", "tcp",
              "passwords", "detection", "central", "capture", "hep", "actions")  # fmt: skip
-_DETECTION_KEYS = ("enabled", "rules", "overrides", "watchlists")
+_DETECTION_KEYS = ("enabled", "rules", "overrides", "watchlists", "max_sources")
 _LISTEN_KEYS = ("transport", "address", "port")
 _ACCOUNT_KEYS = ("extensions", "passwords")
 
@@ -555,6 +562,13 @@ class _Reader:
         if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
             self.bad("[detection] rules", f"expected a list of file names (got {_show(rules)})")
             rules = []
+        max_sources = raw.get("max_sources", MAX_SOURCES_DEFAULT)
+        if type(max_sources) is not int or not 1024 <= max_sources <= MAX_SOURCES_LIMIT:
+            self.bad(
+                "[detection] max_sources",
+                f"expected a whole number from 1024 to {MAX_SOURCES_LIMIT:,} (got {_show(max_sources)})",
+            )
+            max_sources = MAX_SOURCES_DEFAULT
         overrides, watchlists = raw.get("overrides", {}), raw.get("watchlists", {})
         for key, value in (("overrides", overrides), ("watchlists", watchlists)):
             if not isinstance(value, dict):
@@ -564,6 +578,7 @@ class _Reader:
             rules=tuple(rules),
             overrides=overrides if isinstance(overrides, dict) else {},
             watchlists=watchlists if isinstance(watchlists, dict) else {},
+            max_sources=max_sources,
         )
         if enabled:
             self.problems.extend(f"{self.name}: {p}" for p in _detection_problems(section))

@@ -130,6 +130,10 @@ max_candidates = 1000
 enabled = true
 # Extra rule packs (YAML files) loaded after the built-in default pack.
 rules = []
+# Source addresses the analyzer keeps state for (rule tables, attack chains, stage labels;
+# least recently seen dropped first, counted): what bounds memory under a flood from many
+# (spoofed) addresses. About 1.5 KB per address at most; 65536 suits a small VPS.
+max_sources = 262144
 # Per-rule changes, e.g. a stricter extension-scan threshold:
 #   [detection.overrides."es.extension-scan"]
 #   threshold = 5

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sipwatch.actions import ActionConfigError, build_sinks, sink_stats
-from sipwatch.detect.chains import ChainTracker
+from sipwatch.detect.chains import ChainConfig, ChainTracker
 from sipwatch.detect.detector import Detector, EventAction
 from sipwatch.detect.engine import Engine, EngineConfig
 from sipwatch.detect.passwords import load_wordlist, recovery_class
@@ -245,7 +245,9 @@ class Sensor:
         except Exception as exc:  # StoreError and OS errors: one line for the user
             raise SensorError(f"cannot open the store {cfg.sensor.store}: {exc}") from None
         # the C twin of StageLabeler when it is built (same labels, state and stats)
-        labeler = labeller_class()(LabelerConfig(default_region=cfg.sensor.region or None))
+        labels = LabelerConfig(default_region=cfg.sensor.region or None)
+        labels.max_sources = min(labels.max_sources, cfg.detection.max_sources)
+        labeler = labeller_class()(labels)
         wordlist = None  # the built-in list
         if cfg.passwords.wordlist:
             try:
@@ -313,12 +315,14 @@ class Sensor:
             engine = Engine.load(
                 list(det.rules),
                 overrides=det.overrides or None,
-                config=EngineConfig(watchlists=det.watchlists),
+                config=EngineConfig(watchlists=det.watchlists, max_keys=det.max_sources),
             )
             sinks = build_sinks(cfg.actions)
         except (RuleError, ActionConfigError) as exc:
             raise SensorError("; ".join(exc.problems)) from None
-        detector = Detector([engine, ChainTracker()])
+        chains = ChainConfig()
+        chains.max_sources = min(chains.max_sources, det.max_sources)
+        detector = Detector([engine, ChainTracker(chains)])
         self.event_action = EventAction(detector, self.store, sinks)
         actions.append(self.event_action)
         return detector, sinks
