@@ -132,7 +132,7 @@ enabled = true
 rules = []
 # Source addresses the analyzer keeps state for (rule tables, attack chains, stage labels;
 # least recently seen dropped first, counted): what bounds memory under a flood from many
-# (spoofed) addresses. About 1.5 KB per address at most; 65536 suits a small VPS.
+# (spoofed) addresses: about 2.7 KB per address (16384 keeps it to ~45 MB).
 max_sources = 262144
 # Per-rule changes, e.g. a stricter extension-scan threshold:
 #   [detection.overrides."es.extension-scan"]
