@@ -74,9 +74,8 @@ static Py_ssize_t head_end(const unsigned char *d, Py_ssize_t n)
     return -1;
 }
 
-/* framing._content_length(head): the first line matching
- * (?im)^(?:content-length|l)[ \t]*:[ \t]*([0-9]{1,19})[ \t]*\r?$ ; 1 with *len, or 0 */
-static int content_length(const unsigned char *h, Py_ssize_t n, unsigned long long *len)
+/* framing._content_length(head) (fastudp.h) */
+int sw_head_content_length(const unsigned char *h, Py_ssize_t n, unsigned long long *len)
 {
     static const char name[] = "content-length";
     for (Py_ssize_t ls = 0; ls < n;) {
@@ -136,7 +135,7 @@ int sw_one_message(const unsigned char *d, Py_ssize_t n)
     if (end == n || end < 0)
         return 1;
     unsigned long long len;
-    if (!content_length(d, end, &len))
+    if (!sw_head_content_length(d, end, &len))
         return 1;
     if (len >= (unsigned long long)(n - end))
         return 1;

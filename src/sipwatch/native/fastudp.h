@@ -39,6 +39,11 @@ int sw_looks_like_sip(const unsigned char *d, Py_ssize_t n);
 int sw_single_message(const unsigned char *d, Py_ssize_t n);
 /* framing.split_datagram(d) == [d]: the datagram is exactly one message. */
 int sw_one_message(const unsigned char *d, Py_ssize_t n);
+
+/* framing._content_length(head): the first line of the head h[0:n] matching
+ * (?im)^(?:content-length|l)[ \t]*:[ \t]*([0-9]{1,19})[ \t]*\r?$ ; 1 with *len, or 0.
+ * Every part of the pattern is deterministic, so one pass per line start decides. */
+int sw_head_content_length(const unsigned char *h, Py_ssize_t n, unsigned long long *len);
 /* Address text as Python's inet_ntoa / inet_ntop give it; returns its length (< 46). */
 int sw_addr_text(const unsigned char *a, int v6, char *out);
 

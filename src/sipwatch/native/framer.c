@@ -50,59 +50,6 @@ static Py_ssize_t eoh_end(const unsigned char *d, Py_ssize_t n, Py_ssize_t pos)
     return i >= 0 ? i + 3 : -1;
 }
 
-/* _content_length(head): the first line that matches
- * (?im)^(?:content-length|l)[ \t]*:[ \t]*([0-9]{1,19})[ \t]*\r?$ ; 1 with *len, else 0.
- * Every part of the pattern is deterministic (no match needs backtracking), so one pass per
- * line start decides. */
-static int content_length(const unsigned char *h, Py_ssize_t n, unsigned long long *len)
-{
-    static const char name[] = "content-length";
-    Py_ssize_t ls = 0;
-    while (ls < n) {
-        Py_ssize_t i = ls, k = 0;
-        while (k < 14 && i + k < n && lower(h[i + k]) == (unsigned char)name[k])
-            k++;
-        if (k == 14)
-            i += 14;
-        else if (lower(h[i]) == 'l')
-            i += 1;
-        else
-            goto next;
-        while (i < n && (h[i] == ' ' || h[i] == '\t'))
-            i++;
-        if (i >= n || h[i] != ':')
-            goto next;
-        i++;
-        while (i < n && (h[i] == ' ' || h[i] == '\t'))
-            i++;
-        {
-            Py_ssize_t a = i;
-            unsigned long long v = 0;
-            while (i < n && is_digit(h[i]) && i - a < 20) {
-                v = v * 10 + (unsigned long long)(h[i] - '0');
-                i++;
-            }
-            if (i == a || i - a > 19)
-                goto next;
-            while (i < n && (h[i] == ' ' || h[i] == '\t'))
-                i++;
-            if (i < n && h[i] == '\r')
-                i++;
-            if (i < n && h[i] != '\n')
-                goto next;
-            *len = v;
-            return 1;
-        }
-    next: {
-        const unsigned char *lf = memchr(h + ls, '\n', (size_t)(n - ls));
-        if (lf == NULL)
-            break;
-        ls = lf - h + 1;
-    }
-    }
-    return 0;
-}
-
 /* [Ss][Ii][Pp]/[0-9]+\.[0-9]+ at d[i]: the index after it, or -1 */
 static Py_ssize_t sip_version(const unsigned char *d, Py_ssize_t n, Py_ssize_t i)
 {
@@ -360,7 +307,7 @@ static int frame_one(sw_framer *f, sw_framer_emit emit, void *ctx)
         }
         f->head_end = e;
         unsigned long long v;
-        f->length = content_length(BUF(f), e, &v) ? v : 0;
+        f->length = sw_head_content_length(BUF(f), e, &v) ? v : 0;
     }
     Py_ssize_t head_end = f->head_end;
     unsigned long long length = f->length;
