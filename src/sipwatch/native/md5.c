@@ -1,6 +1,7 @@
 /* MD5, written from RFC 1321 (section 3: the four rounds, the table T[i] =
  * floor(2^32 * abs(sin(i + 1))), little-endian words and length). */
 #include "md5.h"
+#include "mdbuf.h"
 
 #include <string.h>
 
@@ -26,8 +27,9 @@ static const uint32_t T[64] = {
 /* a = b + ((a + f(b, c, d) + X[k] + T[i]) <<< s) */
 #define STEP(f, a, b, c, d, k, s, i) (a) = (b) + ROTL((a) + f((b), (c), (d)) + X[k] + T[i], s)
 
-static void block(uint32_t h[4], const unsigned char *p)
+static void block(void *state, const unsigned char *p)
 {
+    uint32_t *h = state;
     uint32_t X[16];
     for (int j = 0; j < 16; j++)
         X[j] = (uint32_t)p[4 * j] | (uint32_t)p[4 * j + 1] << 8 | (uint32_t)p[4 * j + 2] << 16 |
@@ -79,27 +81,7 @@ void sw_md5_init(sw_md5_ctx *c)
 
 void sw_md5_update(sw_md5_ctx *c, const void *data, size_t n)
 {
-    const unsigned char *p = data;
-    if (n == 0)
-        return;
-    c->len += n;
-    if (c->fill) {
-        size_t take = 64 - c->fill < n ? 64 - c->fill : n;
-        memcpy(c->buf + c->fill, p, take);
-        c->fill += take;
-        p += take;
-        n -= take;
-        if (c->fill < 64)
-            return;
-        block(c->h, c->buf);
-        c->fill = 0;
-    }
-    for (; n >= 64; p += 64, n -= 64)
-        block(c->h, p);
-    if (n) {
-        memcpy(c->buf, p, n);
-        c->fill = n;
-    }
+    sw_md_feed(c->h, block, c->buf, 64, &c->fill, &c->len, data, n);
 }
 
 void sw_md5_final(sw_md5_ctx *c, unsigned char out[SW_MD5_SIZE])

@@ -1,6 +1,7 @@
 /* SHA-256, written from FIPS 180-4 (4.1.2 functions, 4.2.2 constants, 5.1.1 padding,
  * 5.3.3 initial value, 6.2.2 computation). */
 #include "sha256.h"
+#include "mdbuf.h"
 
 #include <string.h>
 
@@ -27,8 +28,9 @@ static const uint32_t K[64] = {
 #define SSIG0(x) (ROTR(x, 7) ^ ROTR(x, 18) ^ ((x) >> 3))
 #define SSIG1(x) (ROTR(x, 17) ^ ROTR(x, 19) ^ ((x) >> 10))
 
-static void block(uint32_t h[8], const unsigned char *p)
+static void block(void *state, const unsigned char *p)
 {
+    uint32_t *h = state;
     uint32_t W[64];
     for (int t = 0; t < 16; t++)
         W[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 |
@@ -72,27 +74,7 @@ void sw_sha256_init(sw_sha256_ctx *c)
 
 void sw_sha256_update(sw_sha256_ctx *c, const void *data, size_t n)
 {
-    const unsigned char *p = data;
-    if (n == 0)
-        return;
-    c->len += n;
-    if (c->fill) {
-        size_t take = 64 - c->fill < n ? 64 - c->fill : n;
-        memcpy(c->buf + c->fill, p, take);
-        c->fill += take;
-        p += take;
-        n -= take;
-        if (c->fill < 64)
-            return;
-        block(c->h, c->buf);
-        c->fill = 0;
-    }
-    for (; n >= 64; p += 64, n -= 64)
-        block(c->h, p);
-    if (n) {
-        memcpy(c->buf, p, n);
-        c->fill = n;
-    }
+    sw_md_feed(c->h, block, c->buf, 64, &c->fill, &c->len, data, n);
 }
 
 void sw_sha256_final(sw_sha256_ctx *c, unsigned char out[SW_SHA256_SIZE])

@@ -1,6 +1,7 @@
 /* SHA-512/256, written from FIPS 180-4 (4.1.3 functions, 4.2.3 constants, 5.1.2 padding,
  * 5.3.6.2 the SHA-512/256 initial value, 6.4.2 computation, 6.7 truncation). */
 #include "sha512.h"
+#include "mdbuf.h"
 
 #include <string.h>
 
@@ -43,8 +44,9 @@ static const uint64_t K[80] = {
 #define SSIG0(x) (ROTR(x, 1) ^ ROTR(x, 8) ^ ((x) >> 7))
 #define SSIG1(x) (ROTR(x, 19) ^ ROTR(x, 61) ^ ((x) >> 6))
 
-static void block(uint64_t h[8], const unsigned char *p)
+static void block(void *state, const unsigned char *p)
 {
+    uint64_t *h = state;
     uint64_t W[80];
     for (int t = 0; t < 16; t++) {
         uint64_t w = 0;
@@ -92,27 +94,7 @@ void sw_sha512_256_init(sw_sha512_ctx *c)
 
 void sw_sha512_update(sw_sha512_ctx *c, const void *data, size_t n)
 {
-    const unsigned char *p = data;
-    if (n == 0)
-        return;
-    c->len += n;
-    if (c->fill) {
-        size_t take = 128 - c->fill < n ? 128 - c->fill : n;
-        memcpy(c->buf + c->fill, p, take);
-        c->fill += take;
-        p += take;
-        n -= take;
-        if (c->fill < 128)
-            return;
-        block(c->h, c->buf);
-        c->fill = 0;
-    }
-    for (; n >= 128; p += 128, n -= 128)
-        block(c->h, p);
-    if (n) {
-        memcpy(c->buf, p, n);
-        c->fill = n;
-    }
+    sw_md_feed(c->h, block, c->buf, 128, &c->fill, &c->len, data, n);
 }
 
 void sw_sha512_256_final(sw_sha512_ctx *c, unsigned char out[SW_SHA512_256_SIZE])
