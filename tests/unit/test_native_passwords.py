@@ -236,6 +236,30 @@ def quoted(value: bytes, how: str) -> bytes:
     return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
 
+def _response(p: dict, mode: str, password: str, method: str, body: bytes) -> str:
+    """The digest response a case asks for: right (as written, upper-case or spaced hex),
+    else "" (the caller fills in a wrong one)."""
+    if mode not in ("right", "upper", "spaced"):
+        return ""
+    qop = p.get("qop", "")
+    if qop and "," in qop:
+        qop = qop.split(",")[0].strip()
+    form = {} if not (qop and p.get("cnonce") and p.get("nc")) else {
+        "qop": qop, "nc": p["nc"], "cnonce": p["cnonce"]}  # fmt: skip
+    try:
+        response = compute_response(
+            p.get("username", ""), p.get("realm", ""), password, method, p.get("uri", ""),
+            p.get("nonce", ""), algorithm=p.get("algorithm") or "MD5", body=body, **form,
+        )  # fmt: skip
+    except UnicodeEncodeError:
+        return ""
+    if mode == "upper":
+        return response.upper()
+    if mode == "spaced":
+        return " ".join(response[i : i + 2] for i in range(0, len(response), 2))
+    return response
+
+
 def auth_value(d: dict) -> bytes | None:
     """The Authorization value, with the right response for d's password where it asks."""
     fields: dict[str, bytes | None] = {
@@ -266,25 +290,7 @@ def auth_value(d: dict) -> bytes | None:
     assert cred is not None
     p = cred.params
     mode = d["response"]
-    response = ""
-    if mode in ("right", "upper", "spaced"):
-        qop = p.get("qop", "")
-        if qop and "," in qop:
-            qop = qop.split(",")[0].strip()
-        form = {} if not (qop and p.get("cnonce") and p.get("nc")) else {
-            "qop": qop, "nc": p["nc"], "cnonce": p["cnonce"]}  # fmt: skip
-        try:
-            response = compute_response(
-                p.get("username", ""), p.get("realm", ""), d["password"], d["method"],
-                p.get("uri", ""), p.get("nonce", ""), algorithm=p.get("algorithm") or "MD5",
-                body=d["body"], **form,
-            )  # fmt: skip
-        except UnicodeEncodeError:
-            response = ""
-        if mode == "upper":
-            response = response.upper()
-        elif mode == "spaced":
-            response = " ".join(response[i : i + 2] for i in range(0, len(response), 2))
+    response = _response(p, mode, d["password"], d["method"], d["body"])
     if not response or mode == "wrong":
         response = hashlib.md5(repr(d).encode()).hexdigest()
     if mode == "badhex":
@@ -422,25 +428,7 @@ calls = st.fixed_dictionaries(
 def make_call(c: dict) -> tuple[Digest, str, bytes, str]:
     p = dict(c["params"])
     mode = c["response"]
-    response = ""
-    if mode in ("right", "upper", "spaced"):
-        qop = p.get("qop", "")
-        if qop and "," in qop:
-            qop = qop.split(",")[0].strip()
-        form = {} if not (qop and p.get("cnonce") and p.get("nc")) else {
-            "qop": qop, "nc": p["nc"], "cnonce": p["cnonce"]}  # fmt: skip
-        try:
-            response = compute_response(
-                p.get("username", ""), p.get("realm", ""), c["password"], c["method"],
-                p.get("uri", ""), p.get("nonce", ""), algorithm=p.get("algorithm") or "MD5",
-                body=c["body"], **form,
-            )  # fmt: skip
-        except UnicodeEncodeError:
-            response = ""
-        if mode == "upper":
-            response = response.upper()
-        elif mode == "spaced":
-            response = " ".join(response[i : i + 2] for i in range(0, len(response), 2))
+    response = _response(p, mode, c["password"], c["method"], c["body"])
     if mode == "wrong" or (not response and mode != "none"):
         response = hashlib.md5(repr(c).encode("utf-8", "surrogatepass")).hexdigest()
     if mode == "badhex":
