@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import gc
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from sipwatch.capture.api import read_captures
+from benchdata import capture_records  # bench/ is the script's folder
 from sipwatch.detect.stages import StageLabeler
 from sipwatch.native import part
 from sipwatch.record import Record
@@ -94,13 +92,7 @@ def main() -> None:
     if labeller is None:
         sys.exit("sipwatch._native has no Labeller (build it: python setup.py build_ext -i)")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cap = args.capture
-        if cap is None:
-            cap = Path(tmp) / "attack.pcap"
-            gen = [sys.executable, str(HERE / "gen_capture.py"), "--packets", str(args.packets)]
-            subprocess.run([*gen, "--out", str(cap)], check=True, capture_output=True)
-        records = list(read_captures([str(cap)]))
+    records = capture_records(args.packets, args.capture)
     for r in records:
         r.msg.flat()
         _ = r.id
@@ -146,7 +138,7 @@ def main() -> None:
     t_sw_best = min(t_sw)
     t_cls = best(args.repeat, records, classify)
 
-    print(f"{cap.name if args.capture else f'gen_capture --packets {args.packets}'}: {n:,} records")
+    print(f"{args.capture.name if args.capture else f'gen_capture --packets {args.packets}'}: {n:,} records")
     print(f"{'':32s} {'records/s':>12s} {'us/record':>10s} {'x Python':>9s}")
     for name, t in (
         ("StageLabeler.label(record)", t_py),

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import gc
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from sipwatch.capture.api import read_captures
+from benchdata import capture_records  # bench/ is the script's folder
 from sipwatch.detect.fingerprints import SIPVICIOUS
 from sipwatch.detect.passwords import PasswordRecovery, analyze_recovery
 from sipwatch.detect.stages import StageLabeler
@@ -58,13 +56,7 @@ def main() -> None:
     if recovery_type is None:
         sys.exit("sipwatch._native has no Recovery (build it: python setup.py build_ext -i)")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cap = args.capture
-        if cap is None:
-            cap = Path(tmp) / "attack.pcap"
-            gen = [sys.executable, str(HERE / "gen_capture.py"), "--packets", str(args.packets)]
-            subprocess.run([*gen, "--out", str(cap)], check=True, capture_output=True)
-        records = list(read_captures([str(cap)]))
+    records = capture_records(args.packets, args.capture)
     labeller = StageLabeler()
     for r in records:
         labeller.label(r)
@@ -120,7 +112,7 @@ def main() -> None:
         "sw_recover (prebuilt views)": min(sw_recover() for _ in range(args.repeat)),
     }
     found = sum(1 for w in want if w)
-    name = cap.name if args.capture else f"gen_capture --packets {args.packets}"
+    name = args.capture.name if args.capture else f"gen_capture --packets {args.packets}"
     print(f"{name}: {len(records):,} records, {n:,} digest requests ({found:,} recovered), "
           f"config {args.config}")  # fmt: skip
     print(f"{'':30s} {'requests/s':>12s} {'us/request':>11s} {'x Python':>9s}")
