@@ -138,7 +138,9 @@ def main() -> None:
     t_sw_best = min(t_sw)
     t_cls = best(args.repeat, records, classify)
 
-    print(f"{args.capture.name if args.capture else f'gen_capture --packets {args.packets}'}: {n:,} records")
+    print(
+        f"{args.capture.name if args.capture else f'gen_capture --packets {args.packets}'}: {n:,} records"
+    )
     print(f"{'':32s} {'records/s':>12s} {'us/record':>10s} {'x Python':>9s}")
     for name, t in (
         ("StageLabeler.label(record)", t_py),
