@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 from concurrent.futures import ThreadPoolExecutor
 
 from rich.console import Console
@@ -53,7 +52,7 @@ def tally_tables(result: AnalyzeResult, names: list[str], top: int) -> list | No
     from sipwatch.report import tables as rt
 
     tally = result.tally
-    if tally is None or set(names) - {"stages", "top_sources", "tools"}:
+    if tally is None or set(names) - set(rt.COUNTED_TABLES):
         return None
     if result.inserted != tally.messages or result.duplicates:  # type: ignore[attr-defined]
         return None
@@ -64,21 +63,7 @@ def tally_tables(result: AnalyzeResult, names: list[str], top: int) -> list | No
     ):
         return None
     counted = tally.tables()  # type: ignore[attr-defined]
-    if counted is None:
-        return None
-    out = []
-    for name in names:
-        if name == "stages":
-            out.append(rt.stages_table(counted["stages"]))
-        elif name == "top_sources":
-            # ORDER BY COUNT(*) DESC, src: str order is the UTF-8 byte order SQLite sorts by
-            ranked = heapq.nsmallest(top, counted["sources"], key=lambda r: (-r[1], r[0]))
-            reached = {r[0]: set(r[4]) for r in ranked}
-            out.append(rt.top_sources_table([r[:4] for r in ranked], reached))
-        else:
-            ranked = heapq.nsmallest(top, counted["tools"], key=lambda r: (-r[1], r[0]))
-            out.append(rt.tools_table(ranked))
-    return out
+    return None if counted is None else rt.counted_tables(counted, names, top)
 
 
 def store_tables(result: AnalyzeResult, names: list[str], top: int) -> list:

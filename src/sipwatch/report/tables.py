@@ -8,6 +8,7 @@ side that attacks); responses count towards the stage of the request they answer
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -192,6 +193,29 @@ def tools(db: Queryable, limit: int = 20) -> Table:
 def tools_table(rows: list[tuple]) -> Table:
     """The tools table from (tool, requests, sources) in rank order."""
     return Table("tools", TOOLS_TITLE, ["tool", "requests", "sources"], rows, TOOLS_NOTE)
+
+
+COUNTED_TABLES = ("stages", "top_sources", "tools")
+
+
+def counted_tables(counted: dict, names: Sequence[str], top: int) -> list[Table]:
+    """The tables named (of COUNTED_TABLES) from counts kept while the rows were stored
+    (sipwatch._native.RunTally.tables()), ranked as the SQL ranks them: the same rows."""
+    out = []
+    for name in names:
+        if name == "stages":
+            out.append(stages_table(counted["stages"]))
+        elif name == "top_sources":
+            # ORDER BY COUNT(*) DESC, src: str order is the UTF-8 byte order SQLite sorts by
+            ranked = heapq.nsmallest(top, counted["sources"], key=lambda r: (-r[1], r[0]))
+            reached = {r[0]: set(r[4]) for r in ranked}
+            out.append(top_sources_table([r[:4] for r in ranked], reached))
+        elif name == "tools":
+            ranked = heapq.nsmallest(top, counted["tools"], key=lambda r: (-r[1], r[0]))
+            out.append(tools_table(ranked))
+        else:
+            raise KeyError(f"{name!r} is not counted; counted tables: {', '.join(COUNTED_TABLES)}")
+    return out
 
 
 _EXTENSION = "CASE WHEN ruri_user <> '' THEN ruri_user ELSE to_user END"
