@@ -112,8 +112,8 @@ def wait_rows(db: Path, sql: str, want: int, timeout: float = 10.0) -> list[tupl
     while time.monotonic() < deadline:
         try:
             rows = query(db, sql)
-        except sqlite3.OperationalError:
-            rows = []
+        except sqlite3.OperationalError:  # busy or not created yet: keep what the last read saw
+            pass
         if len(rows) >= want:
             return rows
         time.sleep(0.1)
