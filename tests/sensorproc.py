@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -110,10 +111,9 @@ def wait_rows(db: Path, sql: str, want: int, timeout: float = 10.0) -> list[tupl
     deadline = time.monotonic() + timeout
     rows: list[tuple] = []
     while time.monotonic() < deadline:
-        try:
+        # busy or not created yet: keep what the last read saw
+        with contextlib.suppress(sqlite3.OperationalError):
             rows = query(db, sql)
-        except sqlite3.OperationalError:  # busy or not created yet: keep what the last read saw
-            pass
         if len(rows) >= want:
             return rows
         time.sleep(0.1)

@@ -60,4 +60,5 @@ def test_record_id_is_record_id(ts, transport, src, sport, dst, dport, sensor, r
     except UnicodeEncodeError:
         return  # a lone surrogate cannot be a sensor name (Record.id would fail too)
     rec = Record.from_bytes(raw, ts, transport, src, sport, dst, dport, sensor=sensor)
-    assert record_id(ts, transport, src, sport, dst, dport, sensor, raw) == rec.id
+    assert record_id(ts, transport, src, sport, dst, dport, sensor, raw) == rec.python_id()
+    assert rec.id == rec.python_id()

@@ -2,10 +2,11 @@
 
 Time is only ever `record.ts`, so a capture replayed offline gives the events (and event ids)
 the live sensor gave. Rules are compiled once: each message meets only the rules whose
-is_request/method/status admit it (a dispatch table cached by those three values), then the
-rule's remaining conditions, then, for threshold rules, its sliding window in the state of the
-message's key. State lives in one LRU table per key kind ("client", "client+user", ...), each
-bounded (EngineConfig.max_keys); what is dropped is counted in `stats`.
+is_request/method/status and flags (rules_match.FLAGS: malformed, credentials, password,
+tool) admit it (a dispatch table cached by those values), then the rule's remaining
+conditions, then, for threshold rules, its sliding window in the state of the message's key.
+State lives in one LRU table per key kind ("client", "client+user", ...), each bounded
+(EngineConfig.max_keys); what is dropped is counted in `stats`.
 
 Events: a rule that fires for a key opens an episode and emits an Event; while it keeps firing
 the episode is updated (same id) and re-emitted at most once per the rule's `suppress` period;
@@ -28,7 +29,8 @@ from sipwatch.detect.rules_fields import client, key_text, normalise_watchlist
 from sipwatch.record import Record
 
 _BARE = (float, int, tuple)  # a key's first message kept without a window object
-_DISPATCH_MAX = 4096  # (is_request, method, status) combinations cached; methods are attacker text
+# (is_request, method, status, flags) combinations cached; methods are attacker text
+_DISPATCH_MAX = 4096
 
 
 @dataclass(slots=True)
@@ -111,7 +113,9 @@ class Engine:
         """Evaluate one record; return the events it emitted (new ones and updates)."""
         msg = rec.msg
         req = msg.is_request
-        dkey = (req, msg.method if req else msg.cseq_method, msg.status)
+        # the flags in the order of rules_match.FLAGS
+        flags = (rec.fuzz, msg.has_credentials, rec.password != "", rec.tool != "")
+        dkey = (req, msg.method if req else msg.cseq_method, msg.status, *flags)
         rules = self._dispatch.get(dkey)
         if rules is None:
             rules = self._resolve(dkey)
@@ -133,12 +137,15 @@ class Engine:
         return out
 
     def _resolve(self, dkey: tuple) -> tuple[CompiledRule, ...]:
-        req, method, status = dkey
+        req, method, status = dkey[:3]
+        flags = dkey[3:]
         upper = method.upper()
         found = []
         for c in self._compiled:
             d = c.disp
             if d.is_request is not None and d.is_request != req:
+                continue
+            if any(flags[i] != want for i, want in d.needs):
                 continue
             if d.methods is not None and upper not in d.methods:
                 continue

@@ -37,7 +37,7 @@ class CompiledRule:
         self.rule = rule
         self.id = rule.id
         self.disp = compile_match(rule.match, watchlists, problems)
-        self.pred = self.disp.pred
+        self.pred = self.disp.fast_pred  # the engine's dispatch tests disp.needs
         self.kind = SIG
         self.window = rule.window
         self.gran = rule.window / BUCKETS

@@ -47,6 +47,22 @@ class Compiled:
     status: StatusPred | None = None  # None: any status (requests have status 0)
     pred: Pred | None = None  # residual conditions; None: always true
     watchlists: tuple[str, ...] = ()  # watch lists the block names
+    # top-level yes/no conditions on FLAGS, pulled out for the engine's dispatch table (a
+    # message meets only the rules its flags admit); `fast_pred` is `pred` without them
+    needs: tuple[tuple[int, bool], ...] = ()  # (index in FLAGS, required value)
+    fast_pred: Pred | None = None
+
+
+# The message flags the engine dispatches on besides is_request/method/status: cheap to read,
+# and the conditions on them fail for most messages (no credentials, not malformed, no tool).
+FLAGS = ("fuzz", "has_credentials", "password_recovered", "tool")
+
+
+def flag_condition(name: str, value: object) -> bool | None:
+    """The flag value a top-level condition requires, or None when it is not a plain flag test."""
+    if name == "tool":  # `tool: any` (some tool) or `tool: ""` (none)
+        return {"any": True, "": False}.get(value) if isinstance(value, str) else None
+    return value if isinstance(value, bool) else None
 
 
 def compile_match(
@@ -108,6 +124,17 @@ class _Builder:
             out.status = self.status(rest.pop("status"), f"{where}.status")
         out.pred = self.block(rest, where)
         out.watchlists = tuple(dict.fromkeys(self.named))
+        needs = {}
+        for i, name in enumerate(FLAGS):
+            flag = flag_condition(name, rest[name]) if name in rest else None
+            if flag is not None:
+                needs[name] = (i, flag)
+        out.fast_pred = out.pred
+        if needs:
+            out.needs = tuple(needs.values())
+            # the rest compiled again (already checked above: its problems are not new)
+            others = {k: v for k, v in rest.items() if k not in needs}
+            out.fast_pred = _Builder(self.watchlists, []).block(others, where)
         return out
 
     def block(self, spec: object, where: str) -> Pred | None:

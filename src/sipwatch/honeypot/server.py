@@ -38,6 +38,7 @@ _IN_PKTINFO = struct.Struct("=i4s4s")  # ifindex, spec_dst (local address to use
 _IN6_PKTINFO = struct.Struct("=16sI")  # address, ifindex
 _ANC_SIZE = socket.CMSG_SPACE(_IN6_PKTINFO.size)
 _UDP_BUF = 65535  # the largest UDP payload; MSG_TRUNC beyond it
+_MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: `int & IntFlag` runs enum code per datagram
 _PKTINFO_CACHE_MAX = 4096
 
 
@@ -350,7 +351,7 @@ class _UdpListener:
                 ts = time.time()
                 stats.received += 1
                 stats.bytes += len(data)
-                if flags & socket.MSG_TRUNC:
+                if flags & _MSG_TRUNC:
                     stats.truncated += 1
                 dst, cmsg = self._local(anc)
                 replies = server.call_handler(

@@ -412,3 +412,41 @@ def test_labeller_and_conditions_agree_on_fuzz(recs):
     # default pack excludes error not_sip explicitly
     assert recs["junk"].fuzz and recs["junk"].msg.error == "not_sip"
     assert StageLabeler().label(recs["broken"]).fuzz
+
+
+def _flags(r) -> tuple:
+    m = r.msg  # the engine's order: rules_match.FLAGS
+    return (r.fuzz, m.has_credentials, r.password != "", r.tool != "")
+
+
+FLAG_SPECS = [
+    {"has_credentials": True},
+    {"has_credentials": False, "method": "REGISTER"},
+    {"fuzz": True, "any": [{"is_request": True}, {"error": "any"}]},
+    {"fuzz": False},
+    {"tool": "any"},
+    {"tool": "", "user_agent": {"regex": "scanner"}},
+    {"tool": "sipvicious"},  # a value, not a flag test: stays in the predicate
+    {"password_recovered": True, "has_credentials": True},
+]
+
+
+@pytest.mark.parametrize(
+    "spec", FLAG_SPECS + [r.match for r in load_pack(DEFAULT_PACK).rules], ids=str
+)
+def test_flag_dispatch_matches_what_the_whole_predicate_matches(recs, spec):
+    """The engine tests a rule's top-level flag conditions in its dispatch table and the rest
+    with fast_pred; together they must take exactly the messages the whole predicate takes."""
+    c = compile_match(spec, None, [])
+    for name, r in recs.items():
+        whole = c.pred is None or c.pred(r, r.msg)
+        admitted = all(_flags(r)[i] == want for i, want in c.needs)
+        split = admitted and (c.fast_pred is None or c.fast_pred(r, r.msg))
+        assert split == whole, name
+
+
+def test_flag_conditions_leave_the_predicate_for_the_dispatch():
+    c = compile_match({"has_credentials": False, "tool": "any", "fuzz": True}, None, [])
+    assert sorted(c.needs) == [(0, True), (1, False), (3, True)]
+    assert c.fast_pred is None
+    assert compile_match({"tool": "sipvicious"}, None, []).needs == ()
