@@ -89,22 +89,19 @@ class Pipeline:
             gc.set_threshold(*threshold)
 
     def _run(self, records: Iterable[Record], on_batch: Callable[[int], object] | None) -> None:
-        analyzers = self.analyzers
         batch: list[Record] = []
         append = batch.append
         size = self.batch_size
         for rec in records:
-            for analyze in analyzers:
-                analyze(rec)
             append(rec)
             if len(batch) >= size:
-                self._deliver(batch)
+                self._analyze_deliver(batch)
                 if on_batch is not None:
                     on_batch(len(batch))
                 batch = []
                 append = batch.append
         if batch:
-            self._deliver(batch)
+            self._analyze_deliver(batch)
             if on_batch is not None:
                 on_batch(len(batch))
 
@@ -165,8 +162,11 @@ class Pipeline:
             self._analyze_deliver(batch)
 
     def _analyze_deliver(self, batch: list[Record]) -> None:
-        for rec in batch:
-            for analyze in self.analyzers:
+        # one analyzer over the whole batch, then the next: the same results as record by
+        # record (each one reads only what the analyzers before it wrote), and its code and
+        # tables stay in the CPU caches (the detector ran ~2x slower interleaved)
+        for analyze in self.analyzers:
+            for rec in batch:
                 analyze(rec)
         self._deliver(batch)
 
