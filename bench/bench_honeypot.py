@@ -610,12 +610,13 @@ class Bench:
 
 
 def summary_table(targets: list[Target], mem_sources: int, max_loss: float) -> str:
-    lines = [
+    head = (
         f"| target | highest rate with < {max_loss:g}% unanswered | first failing rate | "
-        f"p99 latency there | peak RSS there | RSS after {mem_sources:,} sources | "
-        f"RSS after {2 * mem_sources:,} sources |",
-        "|---|--:|--:|--:|--:|--:|--:|",
-    ]
+        "p99 latency there | peak RSS there |"
+    )
+    if mem_sources:  # no memory passes: no memory columns
+        head += f" RSS after {mem_sources:,} sources | RSS after {2 * mem_sources:,} sources |"
+    lines = [head, "|---|--:|--:|--:|--:|" + ("--:|--:|" if mem_sources else "")]
     for t in targets:
         best = next((s for s in t.steps if s.rate == t.best and s.ok), None)
         mem = [m for m in t.memory if m["pass"] != "before"]
@@ -625,7 +626,8 @@ def summary_table(targets: list[Target], mem_sources: int, max_loss: float) -> s
             f"| {t.version} | {f'{t.best:,} req/s' if t.best else 'none'} | "
             f"{f'{t.first_bad:,}' if t.first_bad else '-'} | "
             f"{f'{best.p99_ms:.1f} ms' if best else '-'} | "
-            f"{f'{best.peak_rss_mb:.0f} MB' if best else '-'} | {m100} | {m200} |"
+            f"{f'{best.peak_rss_mb:.0f} MB' if best else '-'} |"
+            + (f" {m100} | {m200} |" if mem_sources else "")
         )
     return "\n".join(lines)
 

@@ -29,7 +29,6 @@ from sipwatch.honeypot.sensor import Sensor, _gc_for_serving
 from sipwatch.honeypot.server import Inbound
 
 
-
 def register(seq: int, src: str, sport: int, user: str) -> bytes:
     return (
         f"REGISTER sip:127.0.0.1 SIP/2.0\r\n"
@@ -104,7 +103,8 @@ def main() -> int:
                 out.append(Inbound(raw, "udp", src, sport, "127.0.0.1", 5060, now + seq * 1e-4))
             return out
 
-        run(sensor, datagrams(0, min(args.requests, 5000)), args.pump_every)  # warm: tables, caches, store
+        # warm: tables, caches, store
+        run(sensor, datagrams(0, min(args.requests, 5000)), args.pump_every)
         work = datagrams(10**6, args.requests)
         prof = cProfile.Profile() if args.profile else None
         if prof is not None:
