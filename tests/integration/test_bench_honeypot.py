@@ -55,6 +55,9 @@ def _run(loadgen: Path, port: int, rate: int, seconds: float, sources: int) -> d
 @needs_cc
 def test_loadgen_counts_replies_from_a_sipwatch_built_responder(loadgen: Path) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # room for the whole burst: on a loaded machine this thread may not run for a while, and
+    # the default buffer (~170 such datagrams) would drop what the test counts
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(0.2)
     port = sock.getsockname()[1]
@@ -63,10 +66,12 @@ def test_loadgen_counts_replies_from_a_sipwatch_built_responder(loadgen: Path) -
 
     def respond() -> None:
         n = 0
-        while not stop.is_set() and n < 10_000:
+        while n < 10_000:
             try:
                 data, addr = sock.recvfrom(65535)
             except TimeoutError:
+                if stop.is_set():  # stopped, and nothing left to read
+                    return
                 continue
             n += 1
             msg = parse(data)
