@@ -2,9 +2,10 @@
 
 Every source (capture files, live capture, honeypot sockets, HEP) yields Records;
 the analyzers label them in arrival order (sans-I/O, time from the records), a batch
-at a time: the first analyzer over the whole batch, then the next (each reads only what the
-ones before it wrote, so the result is that of record by record, and each one's code and
-tables stay in the CPU caches while it runs); actions (the trace store, alert outputs, exporters) receive them in batches.
+at a time: the first analyzer over the whole batch, then the next (each reads only what
+the ones before it wrote, so the result is that of record by record, and each one's code
+and tables stay in the CPU caches while it runs); actions (the trace store, alert
+outputs, exporters) receive them in batches.
 
 Two ways in:
 - ``run(records)``: a pull loop for sources that can wait (files, stdin). Nothing is

@@ -26,6 +26,7 @@ from sipwatch.detect.engine_state import Episode, Table
 from sipwatch.detect.events import MAX_EVIDENCE, Event, event_id
 from sipwatch.detect.rules import RuleError, RulePack, load_packs
 from sipwatch.detect.rules_fields import client, key_text, normalise_watchlist
+from sipwatch.detect.rules_match import message_flags
 from sipwatch.record import Record
 
 _BARE = (float, int, tuple)  # a key's first message kept without a window object
@@ -113,9 +114,7 @@ class Engine:
         """Evaluate one record; return the events it emitted (new ones and updates)."""
         msg = rec.msg
         req = msg.is_request
-        # the flags in the order of rules_match.FLAGS
-        flags = (rec.fuzz, msg.has_credentials, rec.password != "", rec.tool != "")
-        dkey = (req, msg.method if req else msg.cseq_method, msg.status, *flags)
+        dkey = (req, msg.method if req else msg.cseq_method, msg.status, *message_flags(rec, msg))
         rules = self._dispatch.get(dkey)
         if rules is None:
             rules = self._resolve(dkey)

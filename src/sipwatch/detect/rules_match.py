@@ -58,6 +58,11 @@ class Compiled:
 FLAGS = ("fuzz", "has_credentials", "password_recovered", "tool")
 
 
+def message_flags(r: Record, m: SipMessage) -> tuple[bool, bool, bool, bool]:
+    """The values of FLAGS for one message, in their order."""
+    return (r.fuzz, m.has_credentials, r.password != "", r.tool != "")
+
+
 def flag_condition(name: str, value: object) -> bool | None:
     """The flag value a top-level condition requires, or None when it is not a plain flag test."""
     if name == "tool":  # `tool: any` (some tool) or `tool: ""` (none)

@@ -11,7 +11,7 @@ import siptraffic as st
 import sipwatch.sip.message as sipmessage
 from sipwatch.detect.rules import DEFAULT_PACK, RuleError, load_pack, load_packs, parse_pack
 from sipwatch.detect.rules_fields import ANOMALY_CODES, ERROR_CODES, normalise_watchlist
-from sipwatch.detect.rules_match import compile_match
+from sipwatch.detect.rules_match import compile_match, message_flags
 from sipwatch.detect.stages import StageLabeler
 
 GOOD = """
@@ -414,11 +414,6 @@ def test_labeller_and_conditions_agree_on_fuzz(recs):
     assert StageLabeler().label(recs["broken"]).fuzz
 
 
-def _flags(r) -> tuple:
-    m = r.msg  # the engine's order: rules_match.FLAGS
-    return (r.fuzz, m.has_credentials, r.password != "", r.tool != "")
-
-
 FLAG_SPECS = [
     {"has_credentials": True},
     {"has_credentials": False, "method": "REGISTER"},
@@ -440,7 +435,7 @@ def test_flag_dispatch_matches_what_the_whole_predicate_matches(recs, spec):
     c = compile_match(spec, None, [])
     for name, r in recs.items():
         whole = c.pred is None or c.pred(r, r.msg)
-        admitted = all(_flags(r)[i] == want for i, want in c.needs)
+        admitted = all(message_flags(r, r.msg)[i] == want for i, want in c.needs)
         split = admitted and (c.fast_pred is None or c.fast_pred(r, r.msg))
         assert split == whole, name
 
