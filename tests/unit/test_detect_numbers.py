@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sipwatch.sip.numbers import CHARGEABLE, NumberClassifier, clean
+from sipwatch.sip.numbers import CHARGEABLE, NumberClassifier, _known_country_code, clean
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +107,25 @@ def test_cache_is_bounded_and_used() -> None:
 def test_clean_strips_uri_decoration() -> None:
     assert clean("tel:+1-201-555-0123;phone-context=x") == "+12015550123"
     assert clean(" 0049 (30) 123.456 ") == "004930123456"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="0123456789٠١٢٣", min_size=0, max_size=18))
+def test_country_code_precheck_skips_only_what_phonenumbers_rejects(digits: str) -> None:
+    # the pre-check saves parse()'s exception: it may only say no where parse() raises
+    if _known_country_code(digits):
+        return
+    with pytest.raises(phonenumbers.NumberParseException):
+        phonenumbers.parse("+" + digits, None)
+
+
+def test_validity_is_read_from_the_number_type() -> None:
+    # _read and _national take number_type() != UNKNOWN for is_valid_number(): hold them equal
+    for text in ("+442079460000", "+12015550123", "+88216123456", "+4930123", "+999123456",
+                 "+19005550123", "+4915112345678", "+861012345678", "+3912", "+7"):  # fmt: skip
+        try:
+            num = phonenumbers.parse(text, None)
+        except phonenumbers.NumberParseException:
+            continue
+        valid = phonenumbers.number_type(num) != phonenumbers.PhoneNumberType.UNKNOWN
+        assert valid == phonenumbers.is_valid_number(num), text

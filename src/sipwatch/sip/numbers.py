@@ -64,6 +64,7 @@ _PLAIN = {
 _INTL_PREFIXES = ("+", "00", "011", "0011")
 _SEPARATORS = str.maketrans("", "", " -.()/\t")
 _MAX_DIGITS = 32  # longer than any E.164 number plus prefixes: not a phone number
+_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 
 
 class NumberClass(NamedTuple):
@@ -89,6 +90,14 @@ def clean(user: str) -> str:
         s = s[4:]
     s = s.split(";", 1)[0].split("@", 1)[0]
     return s.translate(_SEPARATORS)
+
+
+def _known_country_code(digits: str) -> bool:
+    """Whether an E.164 number's digits start with a country calling code, read as
+    `phonenumbers` reads it: 1 to 3 digits, never a leading 0."""
+    if not digits or int(digits[0]) == 0:
+        return False
+    return any(int(digits[:n]) in _COUNTRY_CODES for n in (1, 2, 3) if len(digits) >= n)
 
 
 class NumberClassifier:
@@ -178,39 +187,45 @@ class NumberClassifier:
     def _read(self, cand: str) -> _Reading | None:
         """One E.164 candidate, parsed once: dialled numbers repeat behind different dial-out
         prefixes (0049..., 90049..., 900049...), so readings have their own cache."""
+        if not _known_country_code(cand[1:]):
+            return None  # what parse() would reject, without its costly exception
         try:
             num = phonenumbers.parse(cand, None)
         except NumberParseException:
             return None
-        if phonenumbers.is_valid_number(num):
-            return _Reading(True, self._typed(num, international_prefix=True), None)
+        kind = phonenumbers.number_type(num)  # UNKNOWN exactly when is_valid_number() is False
+        if kind != PhoneNumberType.UNKNOWN:
+            return _Reading(True, self._typed(num, kind, international_prefix=True), None)
         region = phonenumbers.region_code_for_country_code(num.country_code)
         if region == "ZZ":
             return _Reading(False, None, None)
         e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
         if num.country_code in _INTL_NETWORK_CC:
-            kind = INTL_NETWORK
+            fallback = INTL_NETWORK
         elif num.country_code == self.home_cc:
-            kind = UNKNOWN
+            fallback = UNKNOWN
         else:
-            kind = INTERNATIONAL
-        return _Reading(False, None, NumberClass(e164, kind, region))
+            fallback = INTERNATIONAL
+        return _Reading(False, None, NumberClass(e164, fallback, region))
 
     def _national(self, s: str) -> NumberClass:
         try:
             num = phonenumbers.parse(s, self.default_region)
         except NumberParseException:
             return NumberClass(s, UNKNOWN, "")
-        if not phonenumbers.is_valid_number(num):
+        kind = phonenumbers.number_type(num)
+        if kind == PhoneNumberType.UNKNOWN:  # not a valid number
             return NumberClass(s, UNKNOWN, "")
-        return self._typed(num, international_prefix=False)
+        return self._typed(num, kind, international_prefix=False)
 
-    def _typed(self, num: phonenumbers.PhoneNumber, international_prefix: bool) -> NumberClass:
+    def _typed(
+        self, num: phonenumbers.PhoneNumber, kind: int, international_prefix: bool
+    ) -> NumberClass:
+        """A valid number of type `kind` (phonenumbers.number_type) as a NumberClass."""
         e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
         region = phonenumbers.region_code_for_number(num) or ""
         if num.country_code in _INTL_NETWORK_CC:
             return NumberClass(e164, INTL_NETWORK, region)
-        kind = phonenumbers.number_type(num)
         if kind in _SPECIAL:
             return NumberClass(e164, _SPECIAL[kind], region)
         abroad = num.country_code != self.home_cc  # home_cc 0 (no region): always abroad
