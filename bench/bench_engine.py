@@ -26,7 +26,6 @@ import gc
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -34,6 +33,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchdata import attack_capture
 from sipwatch.capture.api import read_captures
 from sipwatch.detect.engine import Engine, EngineConfig
 from sipwatch.detect.passwords import PasswordRecovery
@@ -41,19 +41,8 @@ from sipwatch.detect.stages import LabelerConfig, StageLabeler
 from sipwatch.record import Record
 
 REPO = Path(__file__).resolve().parent.parent
-OUT = REPO / "bench" / "out"
 SERVER = "192.0.2.10"
 _GC_GEN0 = 50_000  # as Pipeline.run sets it
-
-
-def capture(packets: int, seed: int) -> Path:
-    path = OUT / f"attack-{packets}-{seed}.pcap"
-    if not path.exists():
-        OUT.mkdir(parents=True, exist_ok=True)
-        gen = [sys.executable, str(REPO / "bench" / "gen_capture.py")]
-        args = ["--packets", str(packets), "--seed", str(seed), "--out", str(path)]
-        subprocess.run([*gen, *args], check=True, timeout=3600)
-    return path
 
 
 def load(path: Path) -> tuple[list[Record], float, float]:
@@ -174,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     print(f"Machine: {machine()}\n")
-    path = capture(args.packets, args.seed)
+    path = attack_capture(args.packets, args.seed)
     records, read_s, label_s = load(path)
     n = len(records)
     times, engine, events = time_engine(records, args.repeat)

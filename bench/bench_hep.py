@@ -4,7 +4,9 @@
     python bench/bench_hep.py ingest [--rate 50000 --count 500000]
 
 decode: HEP v3 encodings of the SIP messages of bench/out/attack-1000000-5060.pcap (made by
-bench/gen_capture.py; a generated set when it is missing), decoded on one core, CPU time:
+bench/gen_capture.py when missing; --synthetic: generated INVITE/REGISTER/OPTIONS requests
+from 65,536 addresses, each with a scanner's User-Agent, so nearly every record opens an
+event: the worst case for the rules), decoded on one core, CPU time:
 the HEP layer alone (chunk walk, addresses, ports, time, node: everything but the SIP
 parse), with the C walk and with pure Python, and the whole path to a parsed Record. The
 peer is tshark's HEP dissector on a pcap of the same packets (`-d udp.port==9060,hep`), when
@@ -36,14 +38,13 @@ OUT = BENCH / "out"
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(BENCH))
 
+from benchdata import attack_capture  # noqa: E402
 from hep_sender import from_capture, synthetic  # noqa: E402
 from sipwatch.capture import hep  # noqa: E402
 
-CAPTURE = OUT / "attack-1000000-5060.pcap"
 
-
-def packets(n: int) -> list[bytes]:
-    return from_capture(str(CAPTURE), n) if CAPTURE.exists() else synthetic(n)
+def packets(n: int, use_synthetic: bool) -> list[bytes]:
+    return synthetic(n) if use_synthetic else from_capture(str(attack_capture()), n)
 
 
 def _rate(fn, pkts: list[bytes], repeat: int = 3) -> float:
@@ -77,7 +78,7 @@ def tshark_has_hep() -> bool:
 
 
 def decode(args) -> dict:
-    pkts = packets(args.packets)
+    pkts = packets(args.packets, args.synthetic)
 
     def tup(*a):
         return a
@@ -148,7 +149,7 @@ def collector_only(args) -> dict:
     sender = subprocess.run(
         ["taskset", "-c", str(args.gen_cpu), sys.executable, str(BENCH / "hep_sender.py"),
          "--target", f"127.0.0.1:{args.port}", "--count", str(args.count), "--rate",
-         str(args.rate)] + (["--pcap", str(CAPTURE)] if CAPTURE.exists() else []),
+         str(args.rate)] + ([] if args.synthetic else ["--pcap", str(attack_capture())]),
         capture_output=True, text=True, check=True, env=env,
     )  # fmt: skip
     time.sleep(2.0)
@@ -191,7 +192,7 @@ def ingest(args) -> dict:
     sender = subprocess.run(
         ["taskset", "-c", str(args.gen_cpu), sys.executable, str(BENCH / "hep_sender.py"),
          "--target", f"127.0.0.1:{port}", "--count", str(args.count), "--rate", str(args.rate)]
-        + (["--pcap", str(CAPTURE)] if CAPTURE.exists() and not args.synthetic else []),
+        + ([] if args.synthetic else ["--pcap", str(attack_capture())]),
         capture_output=True, text=True, check=True, env=env,
     )  # fmt: skip
     sent = json.loads(sender.stdout)
@@ -235,6 +236,7 @@ def main() -> None:
     sub = ap.add_subparsers(dest="what", required=True)
     d = sub.add_parser("decode")
     d.add_argument("--packets", type=int, default=100_000)
+    d.add_argument("--synthetic", action="store_true", help="generated messages, not the capture")
     i = sub.add_parser("ingest")
     i.add_argument("--rate", type=float, default=50_000)
     i.add_argument("--count", type=int, default=500_000)
@@ -250,6 +252,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     res = decode(args) if args.what == "decode" else ingest(args)
+    res["traffic"] = "synthetic" if args.synthetic else attack_capture().name
     print(json.dumps(res, indent=1))
 
 

@@ -11,6 +11,19 @@ from sipwatch.capture.api import read_captures
 from sipwatch.record import Record
 
 HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+
+def attack_capture(packets: int = 1_000_000, seed: int = 5060) -> Path:
+    """bench/out/attack-PACKETS-SEED.pcap, made by gen_capture.py when missing (the capture
+    the benchmarks share: bench_analyze, bench_engine, bench_hep)."""
+    path = OUT / f"attack-{packets}-{seed}.pcap"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        gen = [sys.executable, str(HERE / "gen_capture.py")]
+        args = ["--packets", str(packets), "--seed", str(seed), "--out", str(path)]
+        subprocess.run([*gen, *args], check=True, timeout=3600)
+    return path
 
 
 def capture_records(packets: int, capture: Path | None = None) -> list[Record]:
