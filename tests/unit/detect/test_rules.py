@@ -12,7 +12,7 @@ import sipwatch.sip.message as sipmessage
 from sipwatch.detect.rules import DEFAULT_PACK, RuleError, load_pack, load_packs, parse_pack
 from sipwatch.detect.rules_fields import ANOMALY_CODES, ERROR_CODES, normalise_watchlist
 from sipwatch.detect.rules_match import compile_match, message_flags
-from sipwatch.detect.stages import StageLabeler
+from sipwatch.detect.stages import BENIGN_ANOMALIES, BENIGN_ERRORS, StageLabeler
 
 GOOD = """
 version: 1
@@ -445,3 +445,15 @@ def test_flag_conditions_leave_the_predicate_for_the_dispatch():
     assert sorted(c.needs) == [(0, True), (1, False), (3, True)]
     assert c.fast_pred is None
     assert compile_match({"tool": "sipvicious"}, None, []).needs == ()
+
+
+def test_exploit_shape_asks_only_for_what_sets_the_fuzz_flag():
+    """fuzz.exploit-shape says `fuzz: true` so the dispatch skips clean messages; that is only
+    right while every error and anomaly it lists sets the labeller's fuzz flag."""
+    rule = next(r for r in load_pack(DEFAULT_PACK).rules if r.id == "fuzz.exploit-shape")
+    assert rule.match["fuzz"] is True
+    errors = {e for alt in rule.match["any"] for e in alt.get("error", [])}
+    anomalies = {a for alt in rule.match["any"] for a in alt.get("anomalies", [])}
+    assert errors and anomalies
+    assert not errors & BENIGN_ERRORS
+    assert not anomalies & BENIGN_ANOMALIES
