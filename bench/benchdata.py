@@ -16,7 +16,7 @@ OUT = HERE / "out"
 
 def attack_capture(packets: int = 1_000_000, seed: int = 5060) -> Path:
     """bench/out/attack-PACKETS-SEED.pcap, made by gen_capture.py when missing (the capture
-    the benchmarks share: bench_analyze, bench_engine, bench_hep)."""
+    bench_engine and bench_hep share)."""
     path = OUT / f"attack-{packets}-{seed}.pcap"
     if not path.exists():
         OUT.mkdir(parents=True, exist_ok=True)
