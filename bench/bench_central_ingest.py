@@ -1,7 +1,7 @@
 """Central ingest through the HTTP API: uplink batches POSTed to a running `sipwatch central`.
 
     python bench/bench_central_ingest.py [--rows 400000] [--batch 5000] [--uplinks 2]
-        [--engines postgresql,sqlite] [--pg postgresql://postgres@127.0.0.1/test]
+        [--engines postgresql,sqlite] [--pg postgresql://postgres@127.0.0.1/test] [--repeat 5]
 
 bench_store_ingest.py measures the store alone; this adds what a sensor's batch goes through
 on the way: HTTP, gzip, msgpack decoding, validation of every value, attribution to the
@@ -9,13 +9,16 @@ sensor, the exactly-once bookkeeping and the metrics. The rows (bench_store_inge
 are encoded into batches before the clock starts, as a sensor has them sealed in its spool.
 --uplinks sensors send at once, each its own share of the batches, one request after the
 other (as the uplink does). The peer figure is heplify-server's published ~19,400 packets/s
-into PostgreSQL (it cannot be installed here).
+into PostgreSQL (it cannot be installed here). Each engine runs --repeat times, each time
+into a fresh database; the median is the figure (one run of a few seconds on a shared VM can
+be 20% off either way), with the range beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import threading
 import time
@@ -82,6 +85,7 @@ def main() -> None:
     ap.add_argument("--uplinks", type=int, default=2)
     ap.add_argument("--engines", default="postgresql,sqlite")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1/test")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per engine (median reported)")
     args = ap.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     rows = make_rows(args.rows)
@@ -89,10 +93,14 @@ def main() -> None:
     import tempfile
 
     for engine in args.engines.split(","):
-        with fresh(engine, args.pg) as url, tempfile.TemporaryDirectory() as tmp:
-            rate = run(engine, url, rows, args.batch, args.uplinks, Path(tmp))
+        rates = []
+        for _ in range(max(1, args.repeat)):
+            with fresh(engine, args.pg) as url, tempfile.TemporaryDirectory() as tmp:
+                rates.append(run(engine, url, rows, args.batch, args.uplinks, Path(tmp)))
+        rate = statistics.median(rates)
         print(
-            f"{engine}: {rate:,.0f} records/s through the API (goal {GOALS[engine]:,}: "
+            f"{engine}: {rate:,.0f} records/s through the API, median of {len(rates)} "
+            f"(runs {', '.join(f'{r:,.0f}' for r in rates)}; goal {GOALS[engine]:,}: "
             f"{rate / GOALS[engine]:.2f}x; heplify-server published {HEPLIFY_PPS:,}/s: "
             f"{rate / HEPLIFY_PPS:.1f}x)",
             flush=True,

@@ -22,6 +22,7 @@ import msgpack
 import orjson
 
 from sipwatch.detect.events import SEVERITIES
+from sipwatch.native import part
 from sipwatch.store.schema import EVENT_COLUMNS, MESSAGE_COLUMNS
 
 VERSION = 1
@@ -34,6 +35,8 @@ _NULLABLE_INT = {"cseq_num"}
 _EVENT_INT = {"id", "count"}
 _EVENT_FLOAT = {"first", "last"}
 _SEVERITY = EVENT_COLUMNS.index("severity")
+_TIMES = ("ts", "first", "last")
+_check_rows = part("check_batch_rows")  # the C pass over a batch in column order, or None
 
 
 class BatchError(ValueError):
@@ -169,6 +172,19 @@ def _event_types() -> list[tuple[type, ...]]:
     ]
 
 
+def _kinds(known: tuple[str, ...], types: list[tuple[type, ...]]) -> bytes:
+    """check_batch_rows' letter per column: the same types and ranges as the Python checks."""
+    out = []
+    for col, allowed in zip(known, types, strict=True):
+        if col in _TIMES:
+            out.append("t")
+        elif allowed == (int, type(None)):
+            out.append("n")
+        else:
+            out.append({int: "i", bytes: "b", str: "s"}[allowed[0]])
+    return "".join(out).encode()
+
+
 def _rows(
     doc: dict, cols_key: str, rows_key: str, known: tuple[str, ...], limit: int,
     types: list[tuple[type, ...]], is_json: bool,
@@ -197,7 +213,10 @@ def _rows(
     order = [cols.index(c) for c in known]
     same_order = order == list(range(len(known)))
     width = len(known)
-    if not is_json:
+    if not is_json and same_order and _check_rows is not None:
+        if _check_rows(rows, _kinds(known, types)):
+            return list(rows)
+    elif not is_json:
         fast = _fast_rows(rows, order, same_order, width, types)
         if fast is not None:
             _check_ranges(*fast, known, rows_key)
@@ -258,7 +277,7 @@ def _check_ranges(
             present = [v for v in values if v is not None] if col in _NULLABLE_INT else values
             if present and (max(present) >= _INT64 or min(present) < -_INT64):
                 raise BatchError(f"{rows_key}: {col} out of the 64-bit range")
-        elif col in ("ts", "first", "last"):
+        elif col in _TIMES:
             total = sum(values)  # NaN anywhere makes the sum NaN, inf makes it inf
             if not (min(values) >= 0 and max(values) < _MAX_TS and total == total) or (
                 total == float("inf")

@@ -14,7 +14,6 @@ thread of its own (WalCheckpointer).
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sipwatch import gctune
 from sipwatch.actions import ActionConfigError, build_sinks, sink_stats
 from sipwatch.detect.chains import ChainConfig, ChainTracker
 from sipwatch.detect.detector import Detector, EventAction
@@ -524,24 +524,6 @@ async def _pump_periodically(sensor: Sensor) -> None:
         sensor.pump()
 
 
-# Every message allocates a dozen small containers (message, header dict and lists, records,
-# rows), nearly none of them in cycles: with the default young-generation threshold (700) the
-# collector runs every ~20 requests and, as the bounded tables (rate limiter, labeller) fill,
-# its older generations walk hundreds of thousands of long-lived objects. Cycles are still
-# collected, only less often (as Pipeline.run does for bulk analysis).
-_GC_GEN0 = 50_000
-
-
-def _gc_for_serving() -> tuple[int, int, int]:
-    """Collector settings for a long-running sensor; returns the old thresholds."""
-    old = gc.get_threshold()
-    if 0 < old[0] < _GC_GEN0:
-        gc.set_threshold(_GC_GEN0, *old[1:])
-    gc.collect()
-    gc.freeze()  # what start-up loaded (modules, personality, number metadata) is never garbage
-    return old
-
-
 async def serve(
     sensor: Sensor,
     stop: asyncio.Event,
@@ -551,7 +533,7 @@ async def serve(
 ) -> None:
     """Run until ``stop`` is set; then shut down cleanly (the store gets everything).
 
-    tune_gc: set the process's garbage collector for serving once started (see _GC_GEN0);
+    tune_gc: set the process's garbage collector for serving once started (sipwatch.gctune);
     for a process that is only the sensor (the CLI), not for one sensor among other work.
     """
     sensor.open()
@@ -559,7 +541,7 @@ async def serve(
     try:
         await sensor.start()
         if tune_gc:
-            gc_thresholds = _gc_for_serving()
+            gc_thresholds = gctune.for_serving()
         if ready is not None:
             ready.set()
         tasks = [
@@ -575,8 +557,7 @@ async def serve(
         started = time.monotonic()
         await sensor.stop()
         if gc_thresholds is not None:
-            gc.unfreeze()
-            gc.set_threshold(*gc_thresholds)
+            gctune.restore(gc_thresholds)
         log.info("stopped; store flushed in %.1f s", time.monotonic() - started)
         log.info("final counters " + " ".join(f"{k}={v}" for k, v in sensor.counters().items()))
 

@@ -6,7 +6,7 @@ static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT,
     "sipwatch._native",
     "Optional C bulk path: packet decode, SIP scan, stage labels, passwords, rows, SQLite "
-    "writer thread.",
+    "writer thread, uplink batch checks, PostgreSQL COPY data.",
     -1, /* static state (caches, tables) in some parts: one interpreter */
     NULL,
 };
@@ -22,7 +22,8 @@ PyMODINIT_FUNC PyInit__native(void)
     }
     int (*parts[])(PyObject *) = {
         sw_init_blake2b, sw_init_rowbuf, sw_init_writer, sw_init_scan, sw_init_labeller,
-        sw_init_passwords, sw_init_core, sw_init_tcp, sw_init_tally,
+        sw_init_passwords, sw_init_core, sw_init_tcp, sw_init_tally, sw_init_batchrows,
+        sw_init_pgcopy,
     };
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
         if (parts[i] != NULL && parts[i](m) < 0) {

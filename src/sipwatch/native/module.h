@@ -16,5 +16,7 @@ __attribute__((weak)) int sw_init_passwords(PyObject *m);
 __attribute__((weak)) int sw_init_core(PyObject *m);
 __attribute__((weak)) int sw_init_tcp(PyObject *m);
 __attribute__((weak)) int sw_init_tally(PyObject *m);
+__attribute__((weak)) int sw_init_batchrows(PyObject *m);
+__attribute__((weak)) int sw_init_pgcopy(PyObject *m);
 
 #endif

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import psycopg
 from psycopg import errors
 
+from sipwatch.native import part
 from sipwatch.store import schema
 
 # PostgreSQL types of the non-text message columns (binary COPY needs every column's type)
@@ -29,6 +30,11 @@ _TYPES = {
     "request_id": "int8", "raw": "bytea",
 }  # fmt: skip
 COPY_TYPES: tuple[str, ...] = tuple(_TYPES.get(c, "text") for c in schema.MESSAGE_COLUMNS)
+# the same types as letters for the C formatter (native/pgcopy.c), which writes the whole
+# stream in one call instead of one write_row per row
+_KIND = {"int8": "q", "int4": "i", "int2": "h", "float8": "d", "text": "t", "bytea": "b"}
+COPY_KINDS = "".join(_KIND[t] for t in COPY_TYPES).encode()
+_copy_binary = part("pg_copy_binary")
 STAGE = "sipwatch_stage"
 STAGED_AFTER_CONFLICT = 8  # batches sent to staging directly after a batch held duplicates
 
@@ -102,6 +108,9 @@ class MessageCopier:
 
     def _write(self, statement: str, rows: Sequence[tuple]) -> None:
         with self.conn.cursor().copy(statement) as copy:
+            if _copy_binary is not None:
+                copy.write(memoryview(_copy_binary(rows, COPY_KINDS)))
+                return
             copy.set_types(COPY_TYPES)
             write = copy.write_row
             for row in rows:
