@@ -214,9 +214,10 @@ def _rows(
     same_order = order == list(range(len(known)))
     width = len(known)
     if not is_json and same_order and _check_rows is not None:
+        # one C pass; a batch it refuses goes row by row below, which names the problem
         if _check_rows(rows, _kinds(known, types)):
             return list(rows)
-    elif not is_json:
+    elif not is_json:  # without the C pass, or columns in another order: column-wise checks
         fast = _fast_rows(rows, order, same_order, width, types)
         if fast is not None:
             _check_ranges(*fast, known, rows_key)

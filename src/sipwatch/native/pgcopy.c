@@ -4,10 +4,11 @@
  *     The whole COPY ... FROM STDIN (FORMAT BINARY) stream: signature, header, one tuple per
  *     row, trailer. kinds holds one letter per column, for the column's PostgreSQL type:
  *       'q' int8   'i' int4   'h' int2   'd' float8   't' text   'b' bytea
- *     None is NULL in any column. Errors are the ones psycopg's own binary dumpers raise for
- *     the same rows, so the caller's fallbacks still apply: UnicodeEncodeError for text that
- *     UTF-8 cannot hold (a lone surrogate), OverflowError for an int that does not fit its
- *     column, TypeError for a value of the wrong type.
+ *     None is NULL in any column. UnicodeEncodeError for text UTF-8 cannot hold (a lone
+ *     surrogate) and TypeError for a value of the wrong type, as psycopg's binary dumpers
+ *     raise them, so the caller's cleaning fallback still applies. OverflowError for an int
+ *     that does not fit its column: psycopg sends such a value and the server refuses the
+ *     COPY, so the batch fails either way, here before anything is sent.
  *
  * Replaces one Copy.write_row call per row, with its per-value dumper lookups: the largest
  * Python cost of storing a batch at the central (bench_central_ingest.py).
