@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from sipwatch.honeypot.config import EXAMPLE_CONFIG, parse_config
-from sipwatch.honeypot.sensor import Sensor, _gc_for_serving
+from sipwatch import gctune
+from sipwatch.honeypot.sensor import Sensor
 from sipwatch.honeypot.server import Inbound
 
 
@@ -90,7 +91,7 @@ def main() -> int:
         sensor.pipeline.start(inline=True)  # as Sensor.start does: pumped by the caller
         if sensor.checkpointer is not None:
             sensor.checkpointer.start()
-        _gc_for_serving()
+        gctune.for_serving()
         user = "100"
         now = time.time()
 

@@ -36,6 +36,12 @@ _EVENT_INT = {"id", "count"}
 _EVENT_FLOAT = {"first", "last"}
 _SEVERITY = EVENT_COLUMNS.index("severity")
 _TIMES = ("ts", "first", "last")
+# integer columns narrower than 64 bits: what the sensor can produce (and PostgreSQL's
+# int4/int2 columns hold); a value outside is refused here with its name, not by the store
+_RANGES = {
+    "sport": (0, 65535, "p"), "dport": (0, 65535, "p"), "is_request": (0, 1, "f"),
+    "fuzz": (0, 1, "f"), "status": (0, 999, "c"), "body_len": (0, 2**31 - 1, "l"),
+}  # fmt: skip
 _check_rows = part("check_batch_rows")  # the C pass over a batch in column order, or None
 
 
@@ -178,6 +184,8 @@ def _kinds(known: tuple[str, ...], types: list[tuple[type, ...]]) -> bytes:
     for col, allowed in zip(known, types, strict=True):
         if col in _TIMES:
             out.append("t")
+        elif col in _RANGES and known is MESSAGE_COLUMNS:
+            out.append(_RANGES[col][2])
         elif allowed == (int, type(None)):
             out.append("n")
         else:
@@ -272,9 +280,14 @@ _MAX_TS = 2.0**40  # year 36812: anything later is a broken clock or a forged ro
 def _check_ranges(
     rows: list[tuple], cols: list[tuple], known: tuple[str, ...], rows_key: str
 ) -> None:
-    """Integers fit a 64-bit column and times are finite and positive (C-level, per column)."""
+    """Integers fit their column and times are finite and positive (C-level, per column)."""
+    messages = known is MESSAGE_COLUMNS
     for col, values in zip(known, cols, strict=True):
-        if col in _INT or col in _EVENT_INT or col in _NULLABLE_INT:
+        if messages and col in _RANGES:
+            lo, hi, _ = _RANGES[col]
+            if values and (min(values) < lo or max(values) > hi):
+                raise BatchError(f"{rows_key}: {col} out of its range {lo}..{hi}")
+        elif col in _INT or col in _EVENT_INT or col in _NULLABLE_INT:
             present = [v for v in values if v is not None] if col in _NULLABLE_INT else values
             if present and (max(present) >= _INT64 or min(present) < -_INT64):
                 raise BatchError(f"{rows_key}: {col} out of the 64-bit range")

@@ -6,6 +6,8 @@
  *     names the problem. kinds holds one letter per column:
  *       'i' int in the 64-bit range    'n' the same or None    't' a time: int or float,
  *       's' str                        'b' bytes                   finite, 0 <= t < 2**40
+ *       'p' int 0..65535 (a port)      'f' int 0..1 (a flag)       'c' int 0..999 (a status)
+ *       'l' int 0..2**31-1 (a length)
  *     Exact types, as the Python checks (`type(v) in allowed`): bool is not an int here.
  *
  * stamp_rows(rows, sensor_at, node_at, name, default_node, allowed) -> (list, -1) | (None, i)
@@ -18,29 +20,42 @@
  */
 #include "module.h"
 
+#include <limits.h>
 #include <math.h>
 
 #define MAX_TIME 1099511627776.0 /* 2**40, as batchcodec._MAX_TS */
 
+/* v is an int in lo..hi */
+static int int_in(PyObject *v, long long lo, long long hi)
+{
+    if (!PyLong_CheckExact(v))
+        return 0;
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (x == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return overflow == 0 && x >= lo && x <= hi;
+}
+
 static int value_ok(PyObject *v, char kind)
 {
     switch (kind) {
+    case 'p':
+        return int_in(v, 0, 65535);
+    case 'f':
+        return int_in(v, 0, 1);
+    case 'c':
+        return int_in(v, 0, 999);
+    case 'l':
+        return int_in(v, 0, 2147483647LL);
     case 'n':
         if (v == Py_None)
             return 1;
         /* fall through */
     case 'i':
-        if (!PyLong_CheckExact(v))
-            return 0;
-        {
-            int overflow = 0;
-            long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-            if (x == -1 && PyErr_Occurred()) {
-                PyErr_Clear();
-                return 0;
-            }
-            return overflow == 0;
-        }
+        return int_in(v, LLONG_MIN, LLONG_MAX);
     case 't':
         if (PyFloat_CheckExact(v)) {
             double t = PyFloat_AS_DOUBLE(v);
@@ -180,7 +195,7 @@ fail:
 static PyMethodDef batchrows_methods[] = {
     {"check_batch_rows", check_batch_rows, METH_VARARGS,
      "check_batch_rows(rows, kinds) -> bool: every row a tuple with values of its column's "
-     "kind (i, n, t, s, b)."},
+     "kind (i, n, t, s, b, p, f, c, l)."},
     {"stamp_rows", stamp_rows, METH_VARARGS,
      "stamp_rows(rows, sensor_at, node_at, name, default_node, allowed) -> (list, -1) or "
      "(None, first row with a node not allowed)."},

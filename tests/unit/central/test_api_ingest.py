@@ -120,6 +120,23 @@ def test_invalid_batches_are_422_with_the_reason(
     assert c.count("uplink_batches") == 0
 
 
+@pytest.mark.parametrize(
+    ("column", "value"), [("sport", 2**31), ("status", 70000), ("fuzz", 2), ("body_len", -1)]
+)
+def test_a_value_too_wide_for_its_column_is_422_on_both_engines(
+    store_url: str, tmp_path: Path, column: str, value: int
+) -> None:
+    # PostgreSQL keeps these in int4/int2: the store used to fail on them (500)
+    row = list(ROWS[0])
+    row[MESSAGE_COLUMNS.index(column)] = value
+    with central_app(tmp_path, url=store_url) as c:
+        r = c.ingest(c.oslo, encode(1, [*ROWS[1:], tuple(row)], []))
+        assert r.status_code == 422
+        assert r.json()["detail"].startswith(f"records: {column} out of its range ")
+        assert c.count() == 0
+        assert c.ingest(c.oslo, encode(1, ROWS, [])).json()["stored"] is True
+
+
 def test_ingest_metrics(c: CentralApp) -> None:
     c.ingest(c.oslo, encode(1, ROWS, [EVENT], dropped=4))
     c.ingest(c.oslo, encode(1, ROWS, [EVENT]))  # replay
