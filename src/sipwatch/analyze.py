@@ -272,7 +272,7 @@ def run_analyze(
     analyzers: list = [labeler.label, analyze_recovery(passwords).label]
     actions: list = [StoreAction(store)]
     if detector is not None:
-        analyzers.append(detector.label)
+        analyzers += detector.analyzers
         actions.append(EventAction(detector, store, sinks=(), store_at_end=True))
     pipe = Pipeline(analyzers, actions)
     result = AnalyzeResult(db=db, sources=list(sources), capture=stats, pipeline=pipe.stats)

@@ -311,7 +311,7 @@ def run_events(
         raise EvaluateError(str(exc)) from None
     sink = _Collect()
     pipe = Pipeline(
-        [labeler.label, analyze_recovery().label, detector.label],
+        [labeler.label, analyze_recovery().label, *detector.analyzers],
         [EventAction(detector, None, sinks=[sink])],
     )
     try:

@@ -9,8 +9,9 @@ at most one batch of delay, live and offline alike.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from sipwatch.detect.events import Event, EventSink
@@ -29,24 +30,55 @@ class EventSource(Protocol):
 
 
 class Detector:
-    """Run every event source over each record; keep what they emit until taken."""
+    """Run every event source over each record; keep what they emit until taken.
+
+    A pipeline runs each analyzer over a whole batch before the next one (pipeline.py), so
+    `analyzers` gives one pass per source: the rule engine over the batch, then the chain
+    tracker over it, each with its own tables warm in the CPU caches. Their events are put
+    back in the order of one record at a time (all sources for record 1, then record 2, ...)
+    when taken, so events come out the same either way.
+    """
 
     def __init__(self, sources: Sequence[EventSource]) -> None:
         self.sources = list(sources)
         self.emitted = 0
         self._pending: list[Event] = []
+        # events of the per-source passes, (record number in that pass, source, event)
+        self._tagged: list[tuple[int, int, Event]] = []
+        self.analyzers = [self._pass(i, s) for i, s in enumerate(self.sources)]
+
+    def _pass(self, index: int, source: EventSource) -> Callable[[Record], Record]:
+        feed = source.feed
+        tagged = self._tagged
+        numbers = itertools.count()
+
+        def analyze(record: Record) -> Record:
+            n = next(numbers)
+            events = feed(record)
+            if events:
+                tagged.extend([(n, index, e) for e in events])
+            return record
+
+        return analyze
 
     def __call__(self, record: Record) -> Record:
-        for source in self.sources:
-            events = source.feed(record)
-            if events:
-                self._pending.extend(events)
+        """All sources over one record (when a caller runs analyzers record by record)."""
+        for analyze in self.analyzers:
+            analyze(record)
         return record
 
     label = __call__  # the same spelling as the other analyzers
 
+    def _merge(self) -> None:
+        tagged = self._tagged
+        if tagged:
+            tagged.sort(key=_record_then_source)  # stable: a source's own order is kept
+            self._pending.extend([e for _, _, e in tagged])
+            tagged.clear()
+
     def tick(self, now: float) -> None:
         """Live sources: let sources close what went quiet by ``now`` (the receive clock)."""
+        self._merge()
         for source in self.sources:
             tick = getattr(source, "tick", None)
             if tick is not None:
@@ -54,15 +86,21 @@ class Detector:
 
     def take(self) -> list[Event]:
         """The events emitted since the last take (in order)."""
+        self._merge()
         out, self._pending = self._pending, []
         self.emitted += len(out)
         return out
 
     def finish(self) -> list[Event]:
         """End of input: the sources' final updates, plus anything not yet taken."""
+        self._merge()
         for source in self.sources:
             self._pending.extend(source.flush())
         return self.take()
+
+
+def _record_then_source(item: tuple[int, int, Event]) -> tuple[int, int]:
+    return item[0], item[1]
 
 
 MAX_PENDING_EVENTS = 10_000  # events kept for a bulk load before they are written

@@ -284,7 +284,7 @@ class Sensor:
         except PassiveError as exc:
             raise SensorError(str(exc)) from None
         if self.detector is not None:
-            analyzers.append(self.detector.label)
+            analyzers += self.detector.analyzers
         if cfg.sensor.metrics:
             self.metrics = SensorMetrics(self._metric_values)
             actions.append(self.metrics)

@@ -87,3 +87,43 @@ def test_a_failing_sink_does_not_cost_the_others():
     det(object())
     action.handle([])
     assert good.got == [1] and action.sink_errors == 1
+
+
+class Tagging:
+    """Emits (source name, record) for the records in `fires`, several events for some."""
+
+    def __init__(self, name: str, fires: dict[int, int]) -> None:
+        self.name, self.fires = name, fires
+
+    def feed(self, record):
+        return [(self.name, record, k) for k in range(self.fires.get(record, 0))]
+
+    def flush(self):
+        return [(self.name, "flush", 0)]
+
+    def tick(self, now):
+        return [(self.name, "tick", now)]
+
+
+def _sources() -> list[Tagging]:
+    return [Tagging("engine", {0: 1, 2: 2, 3: 1, 7: 3}), Tagging("chains", {0: 2, 3: 1, 5: 1})]
+
+
+def test_per_source_passes_give_the_events_in_record_order():
+    one = Detector(_sources())  # record by record: every source over each record
+    passes = Detector(_sources())  # as a pipeline runs them: each source over a batch
+    for batch in (range(4), range(4, 8)):
+        for r in batch:
+            assert one(r) == r
+        for analyze in passes.analyzers:
+            for r in batch:
+                assert analyze(r) == r
+        one.tick(batch[-1] + 0.5)
+        passes.tick(batch[-1] + 0.5)
+    expected = one.finish()
+    assert expected[:5] == [
+        ("engine", 0, 0), ("chains", 0, 0), ("chains", 0, 1), ("engine", 2, 0), ("engine", 2, 1),
+    ]  # fmt: skip
+    assert ("engine", "tick", 3.5) in expected
+    assert passes.finish() == expected
+    assert passes.emitted == one.emitted == len(expected)
