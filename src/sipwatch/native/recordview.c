@@ -1,13 +1,15 @@
 /* sw_msg from a Python Record (see recordview.h). */
 #include "recordview.h"
 
+#include <structmember.h> /* T_OBJECT_EX: how a __slots__ member is declared */
+
 enum {
     N_TS, N_TRANSPORT, N_SRC, N_SPORT, N_DST, N_DPORT, N_RAW, N_MSG, N_DIRECTION, N_SENSOR,
     N_NODE, N_TUNNEL, N_VLAN, N_STAGE, N_TOOL, N_TOOL_DATA, N_FUZZ, N_NUMBER, N_NUMBER_TYPE,
     N_NUMBER_COUNTRY, N_REQUEST_ID, N_PASSWORD, N_ID, N__ID,
     /* SipMessage */
     N_IS_REQUEST, N_METHOD, N_STATUS, N_REASON, N_RURI, N_HEADERS, N_BODY, N_ANOMALIES,
-    N_ERROR, N_CSEQ_NUM, N_CSEQ_METHOD, N_FLAT,
+    N_ERROR, N_CSEQ_NUM, N_CSEQ_METHOD, N_FLAT, N__FLAT,
     /* header keys */
     N_H_CALL_ID, N_H_CONTACT, N_H_CONTENT_TYPE, N_H_AUTHORIZATION, N_H_PROXY_AUTHORIZATION,
     N_COMMA,
@@ -19,7 +21,7 @@ static const char *names[N_COUNT] = {
     "node", "tunnel", "vlan", "stage", "tool", "tool_data", "fuzz", "number", "number_type",
     "number_country", "request_id", "password", "id", "_id",
     "is_request", "method", "status", "reason", "ruri", "headers", "body", "anomalies",
-    "error", "cseq_num", "cseq_method", "flat",
+    "error", "cseq_num", "cseq_method", "flat", "_flat",
     "call-id", "contact", "content-type", "authorization", "proxy-authorization",
     ",",
 };
@@ -32,6 +34,60 @@ int sw_recordview_init(void)
             return -1;
     }
     return 0;
+}
+
+/* Slot offsets of the exact classes seen (Record, SipMessage): a __slots__ attribute read by
+ * its offset skips the attribute lookup, ~30 ns each and ~35 per record. Valid while the
+ * class is unchanged: CPython gives a class a new version tag whenever it is modified, so a
+ * changed tag (or another class) rebuilds the map or takes PyObject_GetAttr. */
+typedef struct {
+    PyTypeObject *type; /* borrowed: the map is dropped when the tag no longer matches */
+    unsigned int tag;
+    Py_ssize_t off[N_COUNT]; /* 0: not a plain object slot, use PyObject_GetAttr */
+} slot_map;
+
+static slot_map rec_slots, msg_slots;
+
+static void map_slots(slot_map *sm, PyTypeObject *type)
+{
+    memset(sm, 0, sizeof(*sm));
+    for (int i = 0; i < N_COUNT; i++) {
+        PyObject *d = _PyType_Lookup(type, str[i]); /* borrowed, no error set */
+        if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+            PyMemberDef *md = ((PyMemberDescrObject *)d)->d_member;
+            if (md->type == T_OBJECT_EX && !(md->flags & READONLY) && md->offset > 0)
+                sm->off[i] = md->offset;
+        }
+    }
+    /* _PyType_Lookup assigned a version tag if the class had none; without one (CPython ran
+     * out of tags) every field of this class is read by name */
+    sm->type = type;
+    if (!PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG))
+        memset(sm->off, 0, sizeof(sm->off)); /* tag 0: this map reads nothing by offset */
+    else
+        sm->tag = type->tp_version_tag;
+}
+
+/* the map describes obj's class as it is now */
+static inline int slots_current(PyObject *obj, const slot_map *sm)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    return sm->type == type &&
+           (sm->tag == 0 || (PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG) &&
+                             sm->tag == type->tp_version_tag));
+}
+
+/* obj.<name>, a new reference (NULL with an error set) */
+static PyObject *get(PyObject *obj, int name, slot_map *sm)
+{
+    if (!slots_current(obj, sm))
+        map_slots(sm, Py_TYPE(obj));
+    if (slots_current(obj, sm) && sm->off[name]) {
+        PyObject *v = *(PyObject **)((char *)obj + sm->off[name]);
+        if (v != NULL)
+            return Py_NewRef(v);
+    }
+    return PyObject_GetAttr(obj, str[name]); /* unset slot: the AttributeError */
 }
 
 void sw_keep_clear(sw_keep *k)
@@ -70,9 +126,9 @@ static int text_of(PyObject *o, sw_str *out)
 }
 
 /* obj.<name> as text; the object keeps the attribute alive (slots of a Record/SipMessage). */
-static int attr_text(PyObject *obj, int name, sw_str *out)
+static int attr_text(PyObject *obj, int name, sw_str *out, slot_map *sm)
 {
-    PyObject *v = PyObject_GetAttr(obj, str[name]);
+    PyObject *v = get(obj, name, sm);
     if (v == NULL)
         return -1;
     int r = text_of(v, out);
@@ -80,9 +136,9 @@ static int attr_text(PyObject *obj, int name, sw_str *out)
     return r;
 }
 
-static int attr_ll(PyObject *obj, int name, long long *out)
+static int attr_ll(PyObject *obj, int name, long long *out, slot_map *sm)
 {
-    PyObject *v = PyObject_GetAttr(obj, str[name]);
+    PyObject *v = get(obj, name, sm);
     if (v == NULL)
         return -1;
     long long x = PyLong_AsLongLong(v);
@@ -93,9 +149,9 @@ static int attr_ll(PyObject *obj, int name, long long *out)
     return 0;
 }
 
-static int attr_bool(PyObject *obj, int name, int *out)
+static int attr_bool(PyObject *obj, int name, int *out, slot_map *sm)
 {
-    PyObject *v = PyObject_GetAttr(obj, str[name]);
+    PyObject *v = get(obj, name, sm);
     if (v == NULL)
         return -1;
     int t = PyObject_IsTrue(v);
@@ -104,6 +160,37 @@ static int attr_bool(PyObject *obj, int name, int *out)
         return -1;
     *out = t;
     return 0;
+}
+
+/* the same for the fields of a Record and of its SipMessage */
+static int rec_text(PyObject *r, int name, sw_str *out)
+{
+    return attr_text(r, name, out, &rec_slots);
+}
+
+static int rec_ll(PyObject *r, int name, long long *out)
+{
+    return attr_ll(r, name, out, &rec_slots);
+}
+
+static int rec_bool(PyObject *r, int name, int *out)
+{
+    return attr_bool(r, name, out, &rec_slots);
+}
+
+static int msg_text(PyObject *m, int name, sw_str *out)
+{
+    return attr_text(m, name, out, &msg_slots);
+}
+
+static int msg_ll(PyObject *m, int name, long long *out)
+{
+    return attr_ll(m, name, out, &msg_slots);
+}
+
+static int msg_bool(PyObject *m, int name, int *out)
+{
+    return attr_bool(m, name, out, &msg_slots);
 }
 
 /* First value of a header list in the headers dict, "" when absent (message_row's rule). */
@@ -133,31 +220,39 @@ static int first_header(PyObject *headers, int key, sw_str *out)
 
 int sw_labels_from_record(PyObject *rec, sw_msg *m)
 {
-    if (attr_text(rec, N_STAGE, &m->stage) < 0 || attr_text(rec, N_TOOL, &m->tool) < 0 ||
-        attr_text(rec, N_TOOL_DATA, &m->tool_data) < 0 ||
-        attr_bool(rec, N_FUZZ, &m->fuzz) < 0 || attr_text(rec, N_NUMBER, &m->number) < 0 ||
-        attr_text(rec, N_NUMBER_TYPE, &m->number_type) < 0 ||
-        attr_text(rec, N_NUMBER_COUNTRY, &m->number_country) < 0 ||
-        attr_ll(rec, N_REQUEST_ID, &m->request_id) < 0 ||
-        attr_text(rec, N_PASSWORD, &m->password) < 0)
+    if (rec_text(rec, N_STAGE, &m->stage) < 0 || rec_text(rec, N_TOOL, &m->tool) < 0 ||
+        rec_text(rec, N_TOOL_DATA, &m->tool_data) < 0 ||
+        rec_bool(rec, N_FUZZ, &m->fuzz) < 0 || rec_text(rec, N_NUMBER, &m->number) < 0 ||
+        rec_text(rec, N_NUMBER_TYPE, &m->number_type) < 0 ||
+        rec_text(rec, N_NUMBER_COUNTRY, &m->number_country) < 0 ||
+        rec_ll(rec, N_REQUEST_ID, &m->request_id) < 0 ||
+        rec_text(rec, N_PASSWORD, &m->password) < 0)
         return -1;
     return 0;
 }
 
 static int parsed_from_msg(PyObject *msg, sw_msg *m, sw_keep *keep)
 {
-    if (attr_bool(msg, N_IS_REQUEST, &m->is_request) < 0 ||
-        attr_text(msg, N_METHOD, &m->method) < 0 || attr_text(msg, N_REASON, &m->reason) < 0 ||
-        attr_text(msg, N_RURI, &m->ruri) < 0 || attr_text(msg, N_ERROR, &m->error) < 0 ||
-        attr_text(msg, N_CSEQ_METHOD, &m->cseq_method) < 0)
+    if (msg_bool(msg, N_IS_REQUEST, &m->is_request) < 0 ||
+        msg_text(msg, N_METHOD, &m->method) < 0 || msg_text(msg, N_REASON, &m->reason) < 0 ||
+        msg_text(msg, N_RURI, &m->ruri) < 0 || msg_text(msg, N_ERROR, &m->error) < 0 ||
+        msg_text(msg, N_CSEQ_METHOD, &m->cseq_method) < 0)
         return -1;
     long long status;
-    if (attr_ll(msg, N_STATUS, &status) < 0)
+    if (msg_ll(msg, N_STATUS, &status) < 0)
         return -1;
     m->status = (int)status;
 
-    PyObject *flat = PyObject_CallMethodNoArgs(msg, str[N_FLAT]);
-    if (flat == NULL)
+    /* the cached tuple when flat() ran already (msg._flat), else the call computes it */
+    PyObject *flat = NULL;
+    if (slots_current(msg, &msg_slots) && msg_slots.off[N__FLAT]) {
+        flat = *(PyObject **)((char *)msg + msg_slots.off[N__FLAT]);
+        if (flat != NULL && PyTuple_CheckExact(flat))
+            Py_INCREF(flat);
+        else
+            flat = NULL;
+    }
+    if (flat == NULL && (flat = PyObject_CallMethodNoArgs(msg, str[N_FLAT])) == NULL)
         return -1;
     /* flat() is cached in the message (msg._flat): the message keeps the tuple alive */
     int bad = !PyTuple_Check(flat) || PyTuple_GET_SIZE(flat) != 10;
@@ -173,7 +268,7 @@ static int parsed_from_msg(PyObject *msg, sw_msg *m, sw_keep *keep)
         return -1;
     }
 
-    PyObject *headers = PyObject_GetAttr(msg, str[N_HEADERS]);
+    PyObject *headers = get(msg, N_HEADERS, &msg_slots);
     if (headers == NULL)
         return -1;
     int r = -1;
@@ -220,7 +315,7 @@ done:
         return -1;
 
     /* cseq_num: None, or an int; outside the int64 range it is stored as NULL (message_row) */
-    PyObject *cseq = PyObject_GetAttr(msg, str[N_CSEQ_NUM]);
+    PyObject *cseq = get(msg, N_CSEQ_NUM, &msg_slots);
     if (cseq == NULL)
         return -1;
     m->has_cseq = 0;
@@ -245,7 +340,7 @@ done:
     }
     Py_DECREF(cseq);
 
-    PyObject *body = PyObject_GetAttr(msg, str[N_BODY]);
+    PyObject *body = get(msg, N_BODY, &msg_slots);
     if (body == NULL)
         return -1;
     if (PyBytes_Check(body)) {
@@ -260,7 +355,7 @@ done:
     if (m->body_len < 0)
         return -1;
 
-    PyObject *anomalies = PyObject_GetAttr(msg, str[N_ANOMALIES]);
+    PyObject *anomalies = get(msg, N_ANOMALIES, &msg_slots);
     if (anomalies == NULL)
         return -1;
     PyObject *joined = PyUnicode_Join(str[N_COMMA], anomalies);
@@ -278,7 +373,7 @@ int sw_msg_from_record(PyObject *rec, sw_msg *m, sw_keep *keep)
 int sw_msg_from_record_id(PyObject *rec, sw_msg *m, sw_keep *keep, int compute_id)
 {
     memset(m, 0, sizeof(*m));
-    PyObject *ts = PyObject_GetAttr(rec, str[N_TS]);
+    PyObject *ts = get(rec, N_TS, &rec_slots);
     if (ts == NULL)
         return -1;
     m->ts = PyFloat_AsDouble(ts);
@@ -286,16 +381,16 @@ int sw_msg_from_record_id(PyObject *rec, sw_msg *m, sw_keep *keep, int compute_i
     if (m->ts == -1.0 && PyErr_Occurred())
         return -1;
     long long sport, dport;
-    if (attr_text(rec, N_TRANSPORT, &m->transport) < 0 || attr_text(rec, N_SRC, &m->src) < 0 ||
-        attr_text(rec, N_DST, &m->dst) < 0 || attr_ll(rec, N_SPORT, &sport) < 0 ||
-        attr_ll(rec, N_DPORT, &dport) < 0 || attr_text(rec, N_DIRECTION, &m->direction) < 0 ||
-        attr_text(rec, N_SENSOR, &m->sensor) < 0 || attr_text(rec, N_NODE, &m->node) < 0 ||
-        attr_text(rec, N_TUNNEL, &m->tunnel) < 0 || attr_text(rec, N_VLAN, &m->vlan) < 0)
+    if (rec_text(rec, N_TRANSPORT, &m->transport) < 0 || rec_text(rec, N_SRC, &m->src) < 0 ||
+        rec_text(rec, N_DST, &m->dst) < 0 || rec_ll(rec, N_SPORT, &sport) < 0 ||
+        rec_ll(rec, N_DPORT, &dport) < 0 || rec_text(rec, N_DIRECTION, &m->direction) < 0 ||
+        rec_text(rec, N_SENSOR, &m->sensor) < 0 || rec_text(rec, N_NODE, &m->node) < 0 ||
+        rec_text(rec, N_TUNNEL, &m->tunnel) < 0 || rec_text(rec, N_VLAN, &m->vlan) < 0)
         return -1;
     m->sport = (int)sport;
     m->dport = (int)dport;
 
-    PyObject *raw = PyObject_GetAttr(rec, str[N_RAW]);
+    PyObject *raw = get(rec, N_RAW, &rec_slots);
     if (raw == NULL)
         return -1;
     if (!PyBytes_Check(raw)) {
@@ -307,12 +402,12 @@ int sw_msg_from_record_id(PyObject *rec, sw_msg *m, sw_keep *keep, int compute_i
     m->raw.n = PyBytes_GET_SIZE(raw);
     Py_DECREF(raw);
 
-    PyObject *msg = PyObject_GetAttr(rec, str[N_MSG]);
+    PyObject *msg = get(rec, N_MSG, &rec_slots);
     if (msg == NULL)
         return -1;
     int r = parsed_from_msg(msg, m, keep);
     Py_DECREF(msg);
     if (r < 0 || sw_labels_from_record(rec, m) < 0)
         return -1;
-    return attr_ll(rec, compute_id ? N_ID : N__ID, &m->id);
+    return rec_ll(rec, compute_id ? N_ID : N__ID, &m->id);
 }
