@@ -5,6 +5,10 @@ A nonce is 48 hex digits: the issue time (8, seconds), random bits (16) and an H
 recompute the MAC. So a nonce handed to one address is worthless from another, a forged or
 garbled one is "invalid", and an old one with a good MAC is "stale" (the client may retry at
 once with the fresh nonce of a ``stale=TRUE`` challenge). Time is passed in (record time).
+
+When sipwatch._native is built, issue() and the MAC are its NonceMac (native/nonce.c: one C
+call per nonce, the same nonces; tests/unit/honeypot/test_native_nonce.py); this module's
+code stays the definition and runs otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+
+from sipwatch.native import part
 
 __all__ = ["NonceIssuer", "NONCE_LEN"]
 
@@ -23,7 +29,14 @@ _BLOCK = 64  # SHA-256 block size: HMAC's key padding
 
 
 class NonceIssuer:
-    def __init__(self, secret: bytes, ttl: float, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        ttl: float,
+        rng: random.Random | None = None,
+        *,
+        native: bool = True,
+    ) -> None:
         if not isinstance(secret, bytes) or len(secret) < 16:
             raise ValueError("nonce secret must be at least 16 bytes")
         if not ttl > 0:
@@ -37,6 +50,14 @@ class NonceIssuer:
         key = key.ljust(_BLOCK, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        # native: the same issue() and _mac() in C, bound over the methods below (it draws
+        # from the same rng, in the same order); check() stays here and calls _mac
+        mac_type = part("NonceMac") if native else None
+        self.native = mac_type is not None
+        if mac_type is not None:
+            mac = mac_type(secret, self._rng)
+            self.issue = mac.issue  # type: ignore[method-assign]
+            self._mac = mac.mac  # type: ignore[method-assign]
 
     def _mac(self, src: str, stamp: str) -> str:
         """hmac.new(secret, f"{src}|{stamp}", sha256).hexdigest(), truncated."""

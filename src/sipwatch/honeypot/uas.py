@@ -43,6 +43,8 @@ Being registered changes no answer (an INVITE still needs credentials, as on a r
 state for reports (``registered(src)``). State is bounded: nonces are stateless (nonces.py),
 To-tags are derived, the registration table is an LRU of ``max_registrations`` sources.
 Time is the record's timestamp, randomness comes from the injected ``random.Random``.
+With sipwatch._native built, nonces and To-tags take one C call each (native/nonce.c,
+native/totag.c; the same values, tests/unit/honeypot/test_native_nonce.py).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from email.utils import formatdate
 from sipwatch.honeypot.accounts import Accounts
 from sipwatch.honeypot.nonces import NonceIssuer
 from sipwatch.honeypot.personality import Personality, format_to_tag
+from sipwatch.native import part as native_part
 from sipwatch.record import Record
 from sipwatch.sip.build import REASONS
 from sipwatch.sip.digest import build_challenge, verify
@@ -164,14 +167,21 @@ class Responder:
         secret: bytes,
         config: UasConfig | None = None,
         rng: random.Random | None = None,
+        native: bool = True,
     ) -> None:
         self.personality = personality
         self.accounts = accounts
         self.config = config if config is not None else UasConfig()
         self._rng = rng if rng is not None else random.Random()
-        self._nonces = NonceIssuer(secret, self.config.nonce_ttl, self._rng)
+        self._nonces = NonceIssuer(secret, self.config.nonce_ttl, self._rng, native=native)
         self._tag_key = hashlib.sha256(b"sipwatch to-tag\x00" + secret).digest()
         self._tag_hash = hashlib.blake2b(key=self._tag_key, digest_size=16)  # copied per tag
+        self._tag_prefix = hashlib.md5(self._tag_key).hexdigest()  # md5-crc: fixed per process
+        # native: hash and style in one C call (the same tags); else _to_tag's Python
+        tag_type = native_part("ToTag") if native else None
+        self._tagger = (
+            tag_type(self._tag_key, personality.to_tag, self._tag_prefix) if tag_type else None
+        )
         self._registrations: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._now = 0.0
         self.stats = ResponderStats()
@@ -185,7 +195,6 @@ class Responder:
         self._options = [("Accept", ", ".join(p.accept))] if p.accept else []
         self._options += [(name, wire(value)) for name, value in p.options_headers]
         self._reasons = {code: wire(text) for code, text in p.reasons}
-        self._tag_prefix = hashlib.md5(self._tag_key).hexdigest()  # md5-crc: fixed per process
         # response text that does not depend on the request, built once
         self._status_lines: dict[int, str] = {}
         self._tail = f"{p.header}: {wire(p.server)}\r\nContent-Length: 0\r\n\r\n"
@@ -511,6 +520,9 @@ class Responder:
     def _to_tag(self, req: _Request) -> str:
         if not req.to_tag:
             msg = req.msg
+            if self._tagger is not None:
+                req.to_tag = self._tagger.tag(msg.call_id, msg.from_tag)
+                return req.to_tag
             dialog = b"%s\x00%s" % (
                 msg.call_id.encode("latin-1", "replace"),
                 msg.from_tag.encode("latin-1", "replace"),

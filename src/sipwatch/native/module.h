@@ -18,5 +18,8 @@ __attribute__((weak)) int sw_init_tcp(PyObject *m);
 __attribute__((weak)) int sw_init_tally(PyObject *m);
 __attribute__((weak)) int sw_init_batchrows(PyObject *m);
 __attribute__((weak)) int sw_init_pgcopy(PyObject *m);
+__attribute__((weak)) int sw_init_nonce(PyObject *m);
+__attribute__((weak)) int sw_init_totag(PyObject *m);
+__attribute__((weak)) int sw_init_udpio(PyObject *m);
 
 #endif
