@@ -129,7 +129,8 @@ async def _serve_both(ccfg, store, sensor) -> None:
             return
         await asyncio.sleep(0.05)
     try:
-        await serve(sensor, stop)
+        # the whole process serves (sensor and central): the collector settings of both
+        await serve(sensor, stop, tune_gc=True)
     finally:
         server.should_exit = True
         retention.cancel()
