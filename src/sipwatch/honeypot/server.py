@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
 from sipwatch.honeypot.listen import TRANSPORTS, Listen
+from sipwatch.native import part
 from sipwatch.sip.framing import StreamFramer
 from sipwatch.sip.message import MAX_BODY
 
@@ -40,6 +41,12 @@ _ANC_SIZE = socket.CMSG_SPACE(_IN6_PKTINFO.size)
 _UDP_BUF = 65535  # the largest UDP payload; MSG_TRUNC beyond it
 _MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: `int & IntFlag` runs enum code per datagram
 _PKTINFO_CACHE_MAX = 4096
+# The C batch calls (native/udpio.c, Linux): one recvmmsg per batch and one sendmmsg per burst
+# instead of a recvmsg and a sendmsg per datagram. None without the C bulk path (or with
+# SIPWATCH_NO_NATIVE): the listener keeps its Python loop, which stays the definition.
+_recv_batch = part("udp_recv_batch")
+_send_batch = part("udp_send_batch")
+_BATCH_MAX = part("UDP_BATCH_MAX") or 1
 
 
 class ServerError(Exception):
@@ -329,8 +336,14 @@ class _UdpListener:
         self.stats = server.stats.udp
         # raw PKTINFO data -> (local address text, cmsg list for the reply)
         self._pktinfo: dict[bytes, tuple[str, list[tuple[int, int, bytes]]]] = {}
+        self.batched = _recv_batch is not None and _send_batch is not None
+        # the same for the C calls: raw PKTINFO data -> (local address, the cmsg's data)
+        self._pktinfo_c: dict[bytes, tuple[str, bytes | None]] = {}
 
     def on_readable(self) -> None:
+        if self.batched:
+            self._drain_batched()
+            return
         sock = self.sock
         stats = self.stats
         server = self.server
@@ -362,6 +375,59 @@ class _UdpListener:
         finally:
             for replies, cmsg, addr in outgoing:
                 self._send(replies, cmsg, addr)
+
+    def _drain_batched(self) -> None:
+        """on_readable through the C batch calls: the same datagrams, Inbound fields, stats,
+        burst limit and replies (sent after the burst, from the address that was hit)."""
+        stats = self.stats
+        server = self.server
+        call_handler = server.call_handler
+        sock = self.sock
+        port = self.bound.port
+        local = self._pktinfo_c
+        outgoing: list[tuple[list[bytes], bytes | None, bytes]] = []
+        left = server.limits.udp_burst
+        try:
+            while left > 0:
+                try:
+                    # fileno() each time, as the socket object: -1 (EBADF) once closed,
+                    # never a number since reused by another file
+                    batch = _recv_batch(sock.fileno(), min(left, _BATCH_MAX), _UDP_BUF)
+                except OSError:
+                    stats.recv_errors += 1
+                    return
+                if not batch:
+                    return
+                left -= len(batch)
+                ts = time.time()  # the whole batch was read at once
+                for data, src, sport, raw, truncated, peer in batch:
+                    stats.received += 1
+                    stats.bytes += len(data)
+                    if truncated:
+                        stats.truncated += 1
+                    if raw is None:  # no PKTINFO: the bound address, as _local says
+                        dst, info = self.bound.address, None
+                    else:
+                        dst, info = local.get(raw) or self._local_c(raw)
+                    replies = call_handler(Inbound(data, "udp", src, sport, dst, port, ts), stats)
+                    if replies:
+                        outgoing.append((replies, info, peer))
+        finally:
+            if outgoing:
+                sent, sent_bytes, errors, bad = _send_batch(sock.fileno(), outgoing)
+                stats.replies += sent
+                stats.reply_bytes += sent_bytes
+                stats.send_errors += errors
+                stats.handler_errors += bad  # not bytes: sendmsg's TypeError on the other path
+
+    def _local_c(self, raw: bytes) -> tuple[str, bytes | None]:
+        # _decode keeps the rules; the C send takes the cmsg's data (its length says which)
+        dst, cmsg = self._decode(raw)
+        hit = (dst, cmsg[0][2] if cmsg else None)
+        if len(self._pktinfo_c) >= _PKTINFO_CACHE_MAX:
+            self._pktinfo_c.clear()
+        self._pktinfo_c[raw] = hit
+        return hit
 
     def _send(self, replies: list[bytes], cmsg: list[tuple[int, int, bytes]], addr: tuple) -> None:
         sock = self.sock
