@@ -44,7 +44,10 @@ state for reports (``registered(src)``). State is bounded: nonces are stateless 
 To-tags are derived, the registration table is an LRU of ``max_registrations`` sources.
 Time is the record's timestamp, randomness comes from the injected ``random.Random``.
 With sipwatch._native built, nonces and To-tags take one C call each (native/nonce.c,
-native/totag.c; the same values, tests/unit/honeypot/test_native_nonce.py).
+native/totag.c; the same values, tests/unit/honeypot/test_native_nonce.py), and a REGISTER
+without credentials on the usual path (401 or 404) is answered by one call to
+native/challenge.c, which leaves anything else to the Python code here before touching the rng
+or the stats (the same bytes, stats and rng draws: tests/unit/honeypot/test_native_challenge.py).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from typing import Any
 
 from sipwatch.honeypot.accounts import Accounts
 from sipwatch.honeypot.nonces import NonceIssuer
@@ -199,16 +203,35 @@ class Responder:
         self._status_lines: dict[int, str] = {}
         self._tail = f"{p.header}: {wire(p.server)}\r\nContent-Length: 0\r\n\r\n"
         self._challenges: dict[tuple[str, int, bool], str] = {}
+        # native: REGISTER -> 401/404, the most common request, in one C call (None: Python)
+        self._fast = self._challenge_fast() if native else None
 
     # --- public ------------------------------------------------------------------------
     def handle(self, record: Record) -> list[bytes]:
         """The responses to one received message, in order; [] when nothing is sent."""
         try:
+            fast = self._fast
+            if fast is not None:
+                out = fast.answer(record, self.stats)  # None: not its case, nothing done
+                if out is not None:
+                    if record.ts > self._now:  # finite: answer() took no other
+                        self._now = record.ts
+                    return out
             return self._handle(record)
         except Exception as e:  # a bug must not stop a listener: counted, kept for the log
             self.stats.errors += 1
             self.last_error = f"{type(e).__name__}: {e}"[:200]
             return []
+
+    @property
+    def accounts(self) -> Accounts:
+        return self._accounts
+
+    @accounts.setter
+    def accounts(self, accounts: Accounts) -> None:
+        self._accounts = accounts
+        if getattr(self, "_fast", None) is not None:  # it copied the old accounts' tables
+            self._fast = self._challenge_fast()
 
     def registered(self, src: str) -> str | None:
         """The extension registered from address src (unexpired at the latest record time)."""
@@ -540,6 +563,45 @@ class Responder:
         transport = "" if record.transport == "udp" else f";transport={record.transport}"
         return ("Contact", f"<sip:{host}:{record.dport}{transport}>")
 
+    def _status_line(self, status: int) -> str:
+        reason = self._reasons.get(status) or REASONS.get(status, "Unknown")
+        line = self._status_lines[status] = f"SIP/2.0 {status} {reason}\r\n"
+        return line
+
+    def _challenge_fast(self) -> Any:
+        """native/challenge.c's ChallengeFast with this responder's fixed parts, or None when
+        anything it mirrors is not the usual one (the Python path then answers everything)."""
+        fast_type = native_part("ChallengeFast")
+        realm = self.config.realm or self.personality.realm
+        dst = realm == "{dst}"
+        if (
+            fast_type is None
+            or self._tagger is None
+            or not self._nonces.native
+            or _fast_name_addr is None
+            or type(self.accounts) is not Accounts  # it reads Accounts' own tables
+            or "REGISTER" not in self._allowed
+            or (not dst and any(ch in realm for ch in "\x00\x01\x02"))
+        ):
+            return None
+        # the challenge lines with the nonce, opaque and (realm "{dst}") realm to fill in
+        template = self._challenge_lines("\x02" if dst else realm, 401, False, _NONCE, _OPAQUE)
+        accounts = self.accounts
+        return fast_type(
+            self._status_line(401).encode("latin-1", "replace"),
+            self._status_line(404).encode("latin-1", "replace"),
+            self._tail.encode("latin-1", "replace"),
+            template.encode("latin-1", "replace"),
+            dst,
+            self.personality.opaque,
+            frozenset(accounts._names),
+            tuple((r.lo, r.hi, r.width) for r in accounts._ranges),
+            self._nonces.issue,
+            self._tagger.tag,
+            self._rng,
+            _fast_name_addr,
+        )
+
     def _bad_request(self, req: _Request) -> bytes:
         self.stats.bad_requests += 1
         return self._reply(req, 400)
@@ -551,10 +613,7 @@ class Responder:
         text (ready header lines), the product header and an empty body."""
         msg = req.msg
         h = msg.headers
-        line = self._status_lines.get(status)
-        if line is None:
-            reason = self._reasons.get(status) or REASONS.get(status, "Unknown")
-            line = self._status_lines[status] = f"SIP/2.0 {status} {reason}\r\n"
+        line = self._status_lines.get(status) or self._status_line(status)
         if extra:
             text = "".join([f"{name}: {value}\r\n" for name, value in extra]) + text
         from_ = h.get("from")

@@ -24,7 +24,7 @@ PyMODINIT_FUNC PyInit__native(void)
         sw_init_blake2b, sw_init_rowbuf, sw_init_writer, sw_init_scan, sw_init_labeller,
         sw_init_passwords, sw_init_core, sw_init_tcp, sw_init_tally, sw_init_batchrows,
         sw_init_pgcopy, sw_init_nonce, sw_init_totag,
-        sw_init_udpio,
+        sw_init_udpio, sw_init_challenge,
     };
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
         if (parts[i] != NULL && parts[i](m) < 0) {

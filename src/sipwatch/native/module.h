@@ -21,5 +21,6 @@ __attribute__((weak)) int sw_init_pgcopy(PyObject *m);
 __attribute__((weak)) int sw_init_nonce(PyObject *m);
 __attribute__((weak)) int sw_init_totag(PyObject *m);
 __attribute__((weak)) int sw_init_udpio(PyObject *m);
+__attribute__((weak)) int sw_init_challenge(PyObject *m);
 
 #endif
