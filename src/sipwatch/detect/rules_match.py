@@ -37,6 +37,8 @@ StatusPred = Callable[[int], bool]
 _STRING_OPTS = frozenset({"in", "regex", "contains", "prefix", "numeric", "len", "empty", "nocase"})
 _HEADER_OPTS = frozenset({"name", "regex", "contains", "absent"})
 _ANY_SHORTHAND = frozenset({"tool", "error"})  # `tool: any` = the field is not empty
+_MEMO_MAX = 4096  # remembered verdicts per regex condition
+_MEMO_LEN = 256  # longer values are tested each time (they would hold memory)
 _LEN_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d*)\s*)?$")
 
 
@@ -289,6 +291,11 @@ class _Builder:
         if len(tests) != len([k for k in value if k != "nocase"]):
             return None
         low = str.lower if nc else None
+        if "regex" in value:  # the same few values (User-Agents) repeat: remember verdicts
+            ts = tuple(tests)
+            fold = low or str
+            test = _remembered(lambda v: _all_str(ts, fold(v)))
+            return lambda r, m: test(get(r, m))
         if len(tests) == 1:
             t0 = tests[0]
             if low is not None:
@@ -467,6 +474,25 @@ class _Builder:
                 self.bad(at, f"{v!r} is not an address or CIDR network")
                 return None
         return in_networks(get, tuple(nets))
+
+
+def _remembered(test: Callable[[str], bool]) -> Callable[[str], bool]:
+    """test(value), remembered for short values (a regex costs 1-2 us, a lookup 0.05); the
+    table is bounded in entries and size, and cleared when full (values an attacker varies
+    per message only cost the lookup)."""
+    cache: dict[str, bool] = {}
+
+    def remembered(value: str) -> bool:
+        hit = cache.get(value)
+        if hit is None:
+            hit = test(value)
+            if len(value) <= _MEMO_LEN:
+                if len(cache) >= _MEMO_MAX:
+                    cache.clear()
+                cache[value] = hit
+        return hit
+
+    return remembered
 
 
 def _all_str(tests: tuple, s: str) -> bool:

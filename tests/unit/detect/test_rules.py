@@ -457,3 +457,31 @@ def test_exploit_shape_asks_only_for_what_sets_the_fuzz_flag():
     assert errors and anomalies
     assert not errors & BENIGN_ERRORS
     assert not anomalies & BENIGN_ANOMALIES
+
+
+def test_regex_verdicts_are_remembered_and_stay_right(monkeypatch):
+    import sipwatch.detect.rules_match as rm
+
+    monkeypatch.setattr(rm, "_MEMO_MAX", 3)
+    calls: list[str] = []
+
+    def counted(v: str) -> bool:
+        calls.append(v)
+        return re.search("scan", v) is not None
+
+    test = rm._remembered(counted)
+    seen = ["a-scanner", "pbx", "a-scanner", "pbx", "x" * 300, "x" * 300, "b", "c", "scan"]
+    assert [test(v) for v in seen] == [True, False, True, False, False, False, False, False, True]
+    # each short value tested once until the table filled (3) and was cleared; long ones always
+    assert calls == ["a-scanner", "pbx", "x" * 300, "x" * 300, "b", "c", "scan"]
+
+
+@pytest.mark.parametrize("nocase", [True, False])
+def test_a_remembered_regex_condition_matches_as_the_regex(nocase):
+    spec = {"user_agent": {"regex": "^Friendly-scanner|sipvicious$", "nocase": nocase}}
+    c = compile_match(spec, None, [])
+    rx = re.compile(spec["user_agent"]["regex"], re.IGNORECASE if nocase else 0)
+    t = st.Traffic()
+    for ua in ["friendly-scanner", "Friendly-scanner", "x sipvicious", "SIPVICIOUS", "pbx"] * 2:
+        rec = t.request("OPTIONS", "203.0.113.9", "100", ua=ua)
+        assert c.pred(rec, rec.msg) is (rx.search(ua) is not None), ua
