@@ -399,8 +399,10 @@ class _UdpListener:
                 if not batch:
                     return
                 left -= len(batch)
-                ts = time.time()  # the whole batch was read at once
                 for data, src, sport, raw, truncated, peer in batch:
+                    # a time per datagram, as the Python loop: two identical datagrams of one
+                    # batch (a flood) stay two records, not one id stored once
+                    ts = time.time()
                     stats.received += 1
                     stats.bytes += len(data)
                     if truncated:

@@ -352,3 +352,20 @@ def test_listener_recv_error_is_counted_alike() -> None:
         r.listener.on_readable()
         stats.append(asdict(r.server.stats.udp))
     assert stats[0] == stats[1] and stats[0]["recv_errors"] == 1
+
+
+@needs_native
+def test_each_datagram_of_a_batch_has_its_own_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # identical datagrams of one flood must stay distinct records (their id includes the time)
+    sock = listening("127.0.0.1")
+    with sock, client(socket.AF_INET, "127.0.0.1") as c:
+        bound = Listen("udp", "127.0.0.1", sock.getsockname()[1])
+        r = Round(sock, bound, True, 256)
+        for _ in range(20):
+            c.sendto(b"OPTIONS same", ("127.0.0.1", bound.port))
+        settle(sock)
+        clock = iter(range(1, 1000))
+        monkeypatch.setattr(time, "time", lambda: float(next(clock)))
+        r.listener.on_readable()
+        monkeypatch.undo()
+    assert [i.ts for i in r.seen] == [float(n) for n in range(1, 21)]
