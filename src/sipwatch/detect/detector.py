@@ -45,16 +45,17 @@ class Detector:
         self._pending: list[Event] = []
         # events of the per-source passes, (record number in that pass, source, event)
         self._tagged: list[tuple[int, int, Event]] = []
-        self.analyzers = [self._pass(i, s) for i, s in enumerate(self.sources)]
+        self.analyzers = [self._pass(i) for i in range(len(self.sources))]
 
-    def _pass(self, index: int, source: EventSource) -> Callable[[Record], Record]:
-        feed = source.feed
+    def _pass(self, index: int) -> Callable[[Record], Record]:
         tagged = self._tagged
         numbers = itertools.count()
 
         def analyze(record: Record) -> Record:
             n = next(numbers)
-            events = feed(record)
+            # the source looked up each time: the sensor replaces its engine when the central
+            # publishes a rule pack (sensor_uplink.swap_rules)
+            events = self.sources[index].feed(record)
             if events:
                 tagged.extend([(n, index, e) for e in events])
             return record

@@ -127,3 +127,13 @@ def test_per_source_passes_give_the_events_in_record_order():
     assert ("engine", "tick", 3.5) in expected
     assert passes.finish() == expected
     assert passes.emitted == one.emitted == len(expected)
+
+
+def test_a_source_replaced_in_place_is_the_one_the_passes_feed():
+    # the sensor swaps its rule engine when the central publishes a pack
+    det = Detector(_sources())
+    engine_pass = det.analyzers[0]
+    engine_pass(0)
+    det.sources[0] = Tagging("new engine", {1: 1})
+    engine_pass(1)
+    assert det.take() == [("engine", 0, 0), ("new engine", 1, 0)]
