@@ -45,14 +45,16 @@ class Detector:
         self._pending: list[Event] = []
         # events of the per-source passes, (record number in that pass, source, event)
         self._tagged: list[tuple[int, int, Event]] = []
+        # each pass numbers its records from the last take: a pass that stopped part way
+        # through a batch (an analyzer bug) puts no later batch out of order
+        self._numbers = [itertools.count() for _ in self.sources]
         self.analyzers = [self._pass(i) for i in range(len(self.sources))]
 
     def _pass(self, index: int) -> Callable[[Record], Record]:
         tagged = self._tagged
-        numbers = itertools.count()
 
         def analyze(record: Record) -> Record:
-            n = next(numbers)
+            n = next(self._numbers[index])
             # the source looked up each time: the sensor replaces its engine when the central
             # publishes a rule pack (sensor_uplink.swap_rules)
             events = self.sources[index].feed(record)
@@ -76,6 +78,7 @@ class Detector:
             tagged.sort(key=_record_then_source)  # stable: a source's own order is kept
             self._pending.extend([e for _, _, e in tagged])
             tagged.clear()
+        self._numbers[:] = [itertools.count() for _ in self._numbers]
 
     def tick(self, now: float) -> None:
         """Live sources: let sources close what went quiet by ``now`` (the receive clock)."""

@@ -137,3 +137,14 @@ def test_a_source_replaced_in_place_is_the_one_the_passes_feed():
     det.sources[0] = Tagging("new engine", {1: 1})
     engine_pass(1)
     assert det.take() == [("engine", 0, 0), ("new engine", 1, 0)]
+
+
+def test_a_pass_stopped_part_way_does_not_disorder_later_batches():
+    det = Detector(_sources())
+    engine, chains = det.analyzers
+    engine(0)  # the engine's pass of a batch, then an error before the chains' pass
+    det.take()
+    for analyze in det.analyzers:  # the next batch, whole
+        for r in (3, 4, 5):
+            analyze(r)
+    assert det.take() == [("engine", 3, 0), ("chains", 3, 0), ("chains", 5, 0)]
