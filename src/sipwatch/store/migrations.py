@@ -20,6 +20,7 @@ STEPS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (3, "messages.password column", (schema.PASSWORD_DDL,)),
     (4, "events table", (schema.EVENTS_DDL, schema.EVENTS_INDEX_DDL)),
     (5, "central service: sensors, uplink batches, rule packs, users", schema.CENTRAL_DDL),
+    (6, "events table keyed by arrival", schema.EVENTS_BY_ARRIVAL_DDL),
 )
 
 LATEST = STEPS[-1][0]
@@ -27,7 +28,7 @@ LATEST = STEPS[-1][0]
 # Engine-specific variants of a step: same tables and columns, engine features added
 # ({engine: {version: statements}}).
 ENGINE_STEPS: dict[str, dict[int, tuple[str, ...]]] = {
-    "postgresql": {1: (schema.MESSAGES_PARTITIONED_DDL,)},
+    "postgresql": {1: (schema.MESSAGES_PARTITIONED_DDL,), 6: ()},  # 6: SQLite's page layout
 }
 
 
