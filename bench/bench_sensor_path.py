@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sipwatch.honeypot.config import EXAMPLE_CONFIG, parse_config
 from sipwatch import gctune
+from sipwatch.honeypot.config import EXAMPLE_CONFIG, parse_config
 from sipwatch.honeypot.sensor import Sensor
 from sipwatch.honeypot.server import Inbound
 

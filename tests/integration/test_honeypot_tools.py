@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from loopback import has_ipv6_loopback
 from sensorproc import SensorProcess, free_port, query, wait_rows
 from sipwatch.honeypot.personality import load_personality
 from sipwatch.sip.build import build_request
@@ -33,15 +34,6 @@ NEEDED = ("sipvicious_svmap", "sipvicious_svwar", "sipvicious_svcrack", "sipp")
 def _skip(reason: str) -> None:
     print(f"SKIP: {reason}")
     pytest.skip(reason)
-
-
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 class Honeypot:
@@ -117,7 +109,7 @@ def honeypot(tmp_path_factory: pytest.TempPathFactory):
     missing = [t for t in NEEDED if shutil.which(t) is None]
     if missing:
         _skip(f"needs {', '.join(missing)} (scripts/install-test-deps.sh)")
-    if not _has_ipv6_loopback():
+    if not has_ipv6_loopback():
         _skip("no IPv6 loopback (::1) on this host")
     hp = Honeypot(tmp_path_factory.mktemp("honeypot"))
     hp.proc.start()

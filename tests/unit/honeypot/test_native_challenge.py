@@ -10,6 +10,7 @@ import importlib.util
 import math
 import os
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,13 @@ from sipwatch.sip.digest import build_credentials
 SECRET = b"test secret, 32 bytes long......"
 T0 = 1_700_000_000.0
 BUILT = importlib.util.find_spec("sipwatch._native") is not None
+
+_BENCH = Path(__file__).resolve().parents[3] / "bench" / "bench_sensor_path.py"
+_spec = importlib.util.spec_from_file_location("bench_sensor_path", _BENCH)
+assert _spec is not None and _spec.loader is not None
+_bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_bench)
+register = _bench.register  # the load generator's REGISTER (bench/loadgen.c's shape)
 WANTED = BUILT and not os.environ.get("SIPWATCH_NO_NATIVE")
 EXTENSIONS = ["100-199", "0100-0199", "alice", "1000", "2000-2009"]
 ALGS = [("MD5",), ("SHA-256", "MD5"), ("SHA-256", "SHA-512-256", "MD5")]
@@ -66,23 +74,6 @@ def _same(fast: uas.Responder, slow: uas.Responder, record: Record) -> list[byte
     return got
 
 
-def plain_register(seq: int, src: str, sport: int, user: str) -> bytes:
-    """bench/bench_sensor_path.py's register(): the load generator's REGISTER."""
-    return (
-        f"REGISTER sip:127.0.0.1 SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP {src}:{sport};branch=z9hG4bK-lg1-{seq};rport\r\n"
-        f"Max-Forwards: 70\r\n"
-        f'From: "{user}" <sip:{user}@127.0.0.1>;tag={seq * 2654435761 & 0xFFFFFFFFFFFF:016x}\r\n'
-        f'To: "{user}" <sip:{user}@127.0.0.1>\r\n'
-        f"Call-ID: lg1-{seq}@sipwatch.bench\r\n"
-        f"CSeq: {seq % 1000000 + 1} REGISTER\r\n"
-        f"Contact: <sip:{user}@{src}:{sport}>\r\n"
-        f"User-Agent: sipwatch-loadgen/1\r\n"
-        f"Expires: 3600\r\n"
-        f"Content-Length: 0\r\n\r\n"
-    ).encode()
-
-
 def test_built_and_wired() -> None:
     """A stale build (no ChallengeFast) must not pass as the C path."""
     if not WANTED:
@@ -106,7 +97,7 @@ def test_plain_registers_answered_in_c(
     for seq in range(120):
         user = users[seq % len(users)]
         src = f"198.51.100.{seq % 7}"
-        raw = plain_register(seq, src, 5060 + seq, user)
+        raw = register(seq, src, 5060 + seq, user)
         got = _same(fast, slow, _record(raw, src, 5060 + seq, dsts[seq % 4], T0 + seq * 0.5))
         status = got[0].split(b" ", 2)[1]
         assert status == (b"401" if fast.accounts.exists(user) else b"404")
@@ -258,7 +249,7 @@ def test_accounts_replaced_later_are_used() -> None:
     fast, slow = _pair("asterisk", ("MD5",), None, 9)
     for r in (fast, slow):
         r.accounts = Accounts.from_config(["3000-3099"])
-    raw = plain_register(1, "10.0.0.1", 5060, "3005")
+    raw = register(1, "10.0.0.1", 5060, "3005")
     got = _same(fast, slow, _record(raw, "10.0.0.1", 5060, "192.0.2.1", T0))
     assert got[0].startswith(b"SIP/2.0 401 ") and fast._fast.answered == 1
 
@@ -267,7 +258,7 @@ def test_accounts_replaced_later_are_used() -> None:
 def test_declines_without_side_effects() -> None:
     """None from answer() leaves the stats and the rng as they were."""
     fast, _ = _pair("asterisk", ("MD5",), None, 5)
-    raw = plain_register(1, "10.0.0.1", 5060, "100").replace(b"SIP/2.0/UDP", b"SIP/2.0/UDP  ")
+    raw = register(1, "10.0.0.1", 5060, "100").replace(b"SIP/2.0/UDP", b"SIP/2.0/UDP  ")
     state = fast._rng.getstate()
     assert fast._fast.answer(_record(raw, "10.0.0.1", 5060, "192.0.2.1", T0), fast.stats) is None
     assert fast._rng.getstate() == state

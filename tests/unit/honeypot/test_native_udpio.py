@@ -21,6 +21,7 @@ from dataclasses import asdict
 
 import pytest
 
+from loopback import has_ipv6_loopback
 from sipwatch.honeypot import server as srv
 from sipwatch.honeypot.listen import Listen
 from sipwatch.honeypot.server import Inbound, ServerLimits, SipServer
@@ -36,15 +37,6 @@ needs_native = pytest.mark.skipif(recv_batch is None, reason="sipwatch._native n
 
 PKTINFO_KINDS = {(socket.IPPROTO_IP, srv.IP_PKTINFO), (socket.IPPROTO_IPV6, srv.IPV6_PKTINFO)}
 SIZES = [0, 1, 100, 1400, 9000, 65507]  # 65507: the largest IPv4 UDP payload
-
-
-def has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 needs_ipv6 = pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback (::1)")

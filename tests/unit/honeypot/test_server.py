@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from loopback import has_ipv6_loopback
 from sipwatch.honeypot.listen import Listen
 from sipwatch.honeypot.server import Inbound, ServerError, ServerLimits, SipServer, _bind_error
 from sipwatch.honeypot.tlscert import ensure_certificate, make_server_context
@@ -99,15 +100,6 @@ def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return cond()
-
-
-def has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 def udp_exchange(
